@@ -1,0 +1,180 @@
+"""The GraphQL endpoint: schema with its safety limits, error codes, and the ASGI view that
+authenticates HTTP requests and WebSocket connections.
+
+Invariants:
+- every error a client sees carries `extensions.code`; an unexpected exception is logged
+  with the request id and shown only as INTERNAL_SERVER_ERROR with that id;
+- depth, alias and token limits apply to every operation; queries never run over GET;
+- a WebSocket connection lives no longer than the token it was opened with.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from typing import Any
+
+import strawberry
+from graphql import GraphQLError
+from starlette.requests import Request
+from starlette.websockets import WebSocket, WebSocketState
+from strawberry.asgi import GraphQL
+from strawberry.exceptions import ConnectionRejectionError
+from strawberry.extensions import (
+    DisableIntrospection,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    ParserCache,
+    QueryDepthLimiter,
+    ValidationCache,
+)
+from strawberry.schema.config import StrawberryConfig
+from strawberry.types import ExecutionContext, ExecutionResult
+
+from api.auth import AuthError
+from api.broker import SubscriberOverflow
+from api.context import Context, Services
+from api.observability import request_id_var
+from api.settings import Settings
+from domain.access import ANONYMOUS
+from domain.members.model import MemberStatus
+from domain.members.services import get_member
+from resolvers.root import Mutation, Query, Subscription
+from schema.errors import ApiError
+
+log = logging.getLogger(__name__)
+
+INTERNAL_MESSAGE = "Internal server error."
+
+
+class LoyaltySchema(strawberry.Schema):
+    """Gives every error a code and masks the unexpected ones (they are logged, not shown)."""
+
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        for error in errors:
+            classify_error(error)
+
+
+def classify_error(error: GraphQLError) -> None:
+    if error.extensions and "code" in error.extensions:
+        return
+    original = error.original_error
+    if isinstance(original, ApiError):
+        error.extensions = dict(original.extensions)
+    elif isinstance(original, SubscriberOverflow):
+        error.message = "You fell behind this stream; subscribe again and refetch."
+        error.extensions = {"code": "SLOW_CONSUMER"}
+    elif error.path is None and (original is None or isinstance(original, GraphQLError)):
+        # Parse, validation and limit errors, and bad variables: the request's own fault.
+        bad_input = error.message.startswith("Variable '$")
+        error.extensions = {"code": "BAD_USER_INPUT" if bad_input else
+                            "GRAPHQL_VALIDATION_FAILED"}
+    elif error.path is None and isinstance(original, (ValueError, TypeError)) and (
+        error.message.startswith(("Variable '$", "Argument", "Expected value"))
+    ):
+        error.extensions = {"code": "BAD_USER_INPUT"}
+    else:
+        request_id = request_id_var.get()
+        log.error("unexpected error at %s", ".".join(map(str, error.path or [])) or "-",
+                  exc_info=original)
+        error.message = INTERNAL_MESSAGE
+        error.original_error = None
+        error.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
+
+
+def build_schema(settings: Settings) -> strawberry.Schema:
+    # Factories, so that every operation gets fresh extension instances.
+    extensions: list[Any] = [
+        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
+        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: ParserCache(maxsize=512),
+        lambda: ValidationCache(maxsize=512),
+    ]
+    if not settings.introspection:
+        extensions.append(DisableIntrospection)
+    return LoyaltySchema(
+        query=Query,
+        mutation=Mutation,
+        subscription=Subscription,
+        extensions=extensions,
+        config=StrawberryConfig(disable_field_suggestions=settings.is_production),
+    )
+
+
+def export_sdl() -> str:
+    """The schema's SDL as committed in schema.graphql (independent of settings)."""
+    return build_schema(Settings()).as_str() + "\n"
+
+
+async def _member_is_active(member_id: int) -> bool:
+    member = await get_member(member_id)
+    return member is not None and member.status is MemberStatus.ACTIVE
+
+
+class GraphQLApp(GraphQL):
+    """strawberry's ASGI view with our context, authentication and WebSocket rules."""
+
+    def __init__(self, services: Services) -> None:
+        settings = services.settings
+        super().__init__(
+            build_schema(settings),
+            graphql_ide="graphiql" if settings.graphiql else None,
+            allow_queries_via_get=False,
+            allowed_origins=settings.ws_allowed_origins,
+        )
+        self.services = services
+
+    async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        ctx = Context(services=self.services, principal=ANONYMOUS, request=request,
+                      response=response)
+        if isinstance(request, Request):
+            try:
+                ctx.principal = await self.services.tokens.authenticate(
+                    request.headers.get("authorization"), _member_is_active)
+            except AuthError as exc:
+                ctx.auth_error = str(exc)
+        return ctx
+
+    async def execute_operation(self, request: Any, request_adapter: Any, request_data: Any,
+                                context: Context, root_value: Any, sub_response: Any
+                                ) -> Any:
+        if context.auth_error:
+            return ExecutionResult(data=None, errors=[GraphQLError(
+                context.auth_error, extensions={"code": "UNAUTHENTICATED"})])
+        return await super().execute_operation(request, request_adapter, request_data,
+                                               context, root_value, sub_response)
+
+    async def on_ws_connect(self, context: Context) -> Any:
+        params = context.connection_params or {}
+        raw = params.get("authorization") or params.get("Authorization")
+        if raw is not None and not isinstance(raw, str):
+            raise ConnectionRejectionError()
+        try:
+            context.principal = await self.services.tokens.authenticate(raw, _member_is_active)
+        except AuthError:
+            raise ConnectionRejectionError() from None
+        if context.principal.expires_at is not None:
+            _close_at_expiry(context.request, context.principal.expires_at)
+        return {"role": context.principal.role.value if context.principal.role else None}
+
+
+def _close_at_expiry(websocket: WebSocket, expires_at: float) -> None:
+    async def close_later() -> None:
+        while (remaining := expires_at - time.time()) > 0:
+            if websocket.application_state is WebSocketState.DISCONNECTED:
+                return  # the connection ended first
+            await asyncio.sleep(min(remaining, 15))
+        with contextlib.suppress(Exception):  # closed meanwhile: nothing to do
+            await websocket.close(code=4401, reason="Token expired")
+
+    task = asyncio.get_running_loop().create_task(close_later())
+    _expiry_tasks.add(task)
+    task.add_done_callback(_expiry_tasks.discard)
+
+
+_expiry_tasks: set[asyncio.Task[None]] = set()

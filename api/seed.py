@@ -1,0 +1,79 @@
+"""The demo program behind `python app.py seed`: tiers, members with known passwords.
+
+Idempotent: running it twice adds nothing new. Goes through the domain services, so the
+demo data obeys every rule real data does.
+"""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from decimal import Decimal
+
+from api import db
+from api.settings import Settings
+from domain.errors import DomainError
+from domain.members.model import MarketingConsent, Registration
+from domain.members.services import find_member, register_member
+from domain.program.services import update_program
+from domain.tiers.model import TicketPriority, TierDraft
+from domain.tiers.services import create_tier, list_tiers
+
+DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials
+DEMO_TIERS = [
+    TierDraft("Silver", 1, 0, Decimal("1"), ("Member prices", "Birthday bonus"),
+              TicketPriority.NORMAL),
+    TierDraft("Gold", 2, 1000, Decimal("1.25"), ("Free shipping", "Early access to sales"),
+              TicketPriority.HIGH),
+    TierDraft("Platinum", 3, 5000, Decimal("1.5"),
+              ("Free shipping", "Early access to sales", "Priority support line"),
+              TicketPriority.URGENT),
+]
+FIRST = ["Ada", "Grace", "Alan", "Edsger", "Barbara", "Donald", "Margaret", "Ken", "Radia",
+         "Linus", "Frances", "John", "Katherine", "Dennis", "Hedy"]
+LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton", "Thompson",
+        "Perlman", "Torvalds", "Allen", "Backus", "Johnson", "Ritchie", "Lamarr"]
+
+
+async def seed(settings: Settings, members: int) -> str:
+    await db.migrate(settings)
+    await db.open_database(settings)
+    try:
+        return await _seed(members)
+    finally:
+        await db.close_database()
+
+
+async def _seed(count: int) -> str:
+    rng = random.Random(42)  # noqa: S311 - demo data, not security
+    await update_program({"name": "Loyalgraph Demo Rewards", "currency": "USD",
+                          "points_per_unit": Decimal("1"), "signup_bonus": 100,
+                          "birthday_bonus": 250})
+    existing = {t.name for t in await list_tiers()}
+    for draft in DEMO_TIERS:
+        if draft.name not in existing:
+            await create_tier(draft)
+    created = 0
+    for i in range(count):
+        email = "demo@loyalgraph.dev" if i == 0 else f"member{i}@loyalgraph.dev"
+        if await find_member(email=email):
+            continue
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        try:
+            await register_member(
+                Registration(
+                    email=email,
+                    password=DEMO_PASSWORD if i < 5 else None,
+                    name=f"{first} {last}",
+                    birthday=date(rng.randint(1950, 2005), rng.randint(1, 12), rng.randint(1, 28)),
+                    external_id=f"crm-{1000 + i}",
+                    tags=tuple(rng.sample(["newsletter", "vip", "app", "store", "online"], 2)),
+                    consent=MarketingConsent(email=rng.random() < 0.6, push=rng.random() < 0.4),
+                ),
+                password_required=False,
+            )
+            created += 1
+        except DomainError:
+            continue
+    return (f"seeded: 3 tiers (Silver, Gold, Platinum), {created} new members; "
+            f"log in as demo@loyalgraph.dev / {DEMO_PASSWORD}")

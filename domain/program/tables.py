@@ -1,0 +1,39 @@
+"""Persistence of the program settings: exactly one row, id 1, created by the first migration."""
+
+from __future__ import annotations
+
+from tortoise import fields
+from tortoise.models import Model
+
+from domain.program.model import ProgramSettings
+
+PROGRAM_ROW_ID = 1
+
+
+class ProgramRow(Model):
+    id = fields.IntField(primary_key=True)
+    name = fields.CharField(max_length=100)
+    currency = fields.CharField(max_length=3)
+    points_per_unit = fields.DecimalField(max_digits=12, decimal_places=4)
+    pending_days = fields.IntField()
+    expiry_days = fields.IntField(null=True)
+    tier_window_days = fields.IntField()
+    signup_bonus = fields.IntField()
+    birthday_bonus = fields.IntField()
+    updated_at = fields.DatetimeField(auto_now=True)
+
+    class Meta:
+        table = "program"
+
+    def to_domain(self) -> ProgramSettings:
+        return ProgramSettings(
+            name=self.name,
+            currency=self.currency,
+            points_per_unit=self.points_per_unit,
+            pending_days=self.pending_days,
+            expiry_days=self.expiry_days,
+            tier_window_days=self.tier_window_days,
+            signup_bonus=self.signup_bonus,
+            birthday_bonus=self.birthday_bonus,
+            updated_at=self.updated_at,
+        )

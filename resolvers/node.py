@@ -1,0 +1,21 @@
+"""`node(id:)`: any object by global id, with the same visibility as its direct field."""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry import relay
+
+
+@strawberry.type
+class NodeQueries:
+    @strawberry.field(description="Any object by its global id; null if it does not exist "
+                                  "or you may not see it.")
+    async def node(self, info: strawberry.Info, id: relay.GlobalID) -> relay.Node | None:
+        try:
+            node_type = id.resolve_type(info)
+        except Exception:  # an id of a type we do not have: nothing to see
+            return None
+        if not (isinstance(node_type, type) and issubclass(node_type, relay.Node)):
+            return None
+        result = await node_type.resolve_nodes(info=info, node_ids=[id.node_id], required=False)
+        return next(iter(result), None)  # type: ignore[no-any-return]

@@ -1,0 +1,13 @@
+"""The root types, composed from one query / mutation / subscription class per area."""
+
+from __future__ import annotations
+
+from strawberry.tools import merge_types
+
+from resolvers.members import MemberMutations, MemberQueries, MemberSubscriptions
+from resolvers.node import NodeQueries
+from resolvers.program import ProgramMutations, ProgramQueries
+
+Query = merge_types("Query", (NodeQueries, MemberQueries, ProgramQueries))
+Mutation = merge_types("Mutation", (MemberMutations, ProgramMutations))
+Subscription = merge_types("Subscription", (MemberSubscriptions,))

@@ -1,0 +1,184 @@
+"""GraphQL shape of members, their profile, consent and authentication payloads."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import strawberry
+from strawberry import relay
+
+from domain.access import Role, can_view_member
+from domain.members.model import Member, MemberStatus
+from domain.tiers.model import progress, tier_for
+from schema.errors import UserError
+from schema.program import TierProgressType, TierType
+from schema.relay import Connection
+
+MemberStatusEnum = strawberry.enum(MemberStatus, name="MemberStatus")
+RoleEnum = strawberry.enum(Role, name="Role")
+
+
+@strawberry.type(name="MarketingConsent", description="What the member agreed to receive.")
+class MarketingConsentType:
+    email: bool
+    sms: bool
+    push: bool
+    updated_at: datetime | None
+
+
+@strawberry.type(name="Member", description="A member of the loyalty program.")
+class MemberType(relay.Node):
+    id: relay.NodeID[int]
+    email: str
+    name: str | None
+    external_id: str | None = strawberry.field(description="The brand's own id for the member.")
+    status: MemberStatusEnum  # type: ignore[valid-type]
+    joined_at: datetime
+    birthday: date | None
+    tags: list[str]
+    referral_code: str = strawberry.field(description="Code a friend passes to registerMember.")
+    _member: strawberry.Private[Member]
+
+    @classmethod
+    def from_domain(cls, m: Member) -> MemberType:
+        return cls(
+            id=m.id, email=m.email, name=m.name, external_id=m.external_id, status=m.status,
+            joined_at=m.joined_at, birthday=m.birthday, tags=list(m.tags),
+            referral_code=m.referral_code, _member=m,
+        )
+
+    @strawberry.field
+    def marketing_consent(self) -> MarketingConsentType:
+        c = self._member.consent
+        return MarketingConsentType(email=c.email, sms=c.sms, push=c.push,
+                                    updated_at=self._member.consent_updated_at)
+
+    @strawberry.field(description="The member's current tier; the entry tier until it earns more.")
+    async def tier(self, info: strawberry.Info) -> TierType | None:
+        tiers = await info.context.tiers()
+        current = next((t for t in tiers if t.id == self._member.tier_id), None)
+        current = current or tier_for(0, tiers)
+        return TierType.from_domain(current) if current else None
+
+    @strawberry.field
+    async def tier_progress(self, info: strawberry.Info) -> TierProgressType:
+        tiers = await info.context.tiers()
+        current = next((t for t in tiers if t.id == self._member.tier_id), None)
+        return TierProgressType.from_domain(progress(0, tiers, current))
+
+    @classmethod
+    async def resolve_nodes(  # type: ignore[override]
+        cls, *, info: strawberry.Info, node_ids: list[str], required: bool = False
+    ) -> list[MemberType | None]:
+        ids = [int(i) if i.isdigit() else 0 for i in node_ids]
+        members = await info.context.loaders.member.load_many(ids)
+        principal = info.context.principal
+        return [
+            cls.from_domain(m) if m is not None and can_view_member(principal, m.id) else None
+            for m in members
+        ]
+
+
+MemberConnection = Connection[MemberType]
+
+
+@strawberry.type(name="Viewer", description="Who the current token stands for.")
+class ViewerType:
+    role: RoleEnum | None  # type: ignore[valid-type]
+    subject: str | None
+    partner_code: str | None
+    member: MemberType | None
+
+
+@strawberry.input
+class MarketingConsentInput:
+    email: bool = False
+    sms: bool = False
+    push: bool = False
+
+
+@strawberry.input
+class MemberFilter:
+    tier: relay.GlobalID | None = strawberry.field(default=None, description="A tier's id.")
+    status: MemberStatusEnum | None = None  # type: ignore[valid-type]
+    tag: str | None = None
+    search: str | None = strawberry.field(
+        default=None, description="Part of the e-mail, name or external id.")
+
+
+@strawberry.input
+class RegisterMemberInput:
+    email: str
+    password: str | None = strawberry.field(
+        default=None, description="Required for self sign-up; optional for INTEGRATION and ADMIN.")
+    name: str | None = None
+    birthday: date | None = None
+    external_id: str | None = strawberry.field(
+        default=None, description="The brand's id; INTEGRATION and ADMIN only.")
+    referral_code: str | None = strawberry.field(
+        default=None, description="A referring member's referralCode.")
+    tags: list[str] | None = None
+    marketing_consent: MarketingConsentInput | None = None
+
+
+@strawberry.type
+class RegisterMemberPayload:
+    member: MemberType | None
+    access_token: str | None
+    user_errors: list[UserError]
+
+
+@strawberry.input(description="Only the fields given are changed.")
+class UpdateMemberInput:
+    member_id: relay.GlobalID | None = strawberry.field(
+        default=None, description="Defaults to the calling member.")
+    name: str | None = strawberry.UNSET
+    birthday: date | None = strawberry.UNSET
+    tags: list[str] | None = strawberry.UNSET
+    marketing_consent: MarketingConsentInput | None = strawberry.UNSET
+    status: MemberStatusEnum | None = strawberry.field(  # type: ignore[valid-type]
+        default=strawberry.UNSET, description="ACTIVE or SUSPENDED; ADMIN only.")
+
+
+@strawberry.type
+class UpdateMemberPayload:
+    member: MemberType | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class EraseMemberInput:
+    member_id: relay.GlobalID
+
+
+@strawberry.input
+class LoginInput:
+    email: str
+    password: str
+
+
+@strawberry.input
+class RefreshTokenInput:
+    refresh_token: str
+
+
+@strawberry.type
+class LoginPayload:
+    access_token: str | None
+    refresh_token: str | None
+    expires_at: datetime | None
+    member: MemberType | None
+    user_errors: list[UserError]
+
+
+@strawberry.input
+class IssueMemberTokenInput:
+    member_id: relay.GlobalID
+
+
+@strawberry.type
+class IssueMemberTokenPayload:
+    access_token: str | None
+    expires_at: datetime | None
+    member: MemberType | None
+    user_errors: list[UserError]
