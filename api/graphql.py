@@ -116,7 +116,7 @@ async def _member_is_active(member_id: int) -> bool:
     return member is not None and member.status is MemberStatus.ACTIVE
 
 
-class GraphQLApp(GraphQL):
+class GraphQLApp(GraphQL[Context, None]):
     """strawberry's ASGI view with our context, authentication and WebSocket rules."""
 
     def __init__(self, services: Services) -> None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import inspect
+
 import strawberry
 from strawberry import relay
 
@@ -17,5 +19,7 @@ class NodeQueries:
             return None
         if not (isinstance(node_type, type) and issubclass(node_type, relay.Node)):
             return None
-        result = await node_type.resolve_nodes(info=info, node_ids=[id.node_id], required=False)
-        return next(iter(result), None)  # type: ignore[no-any-return]
+        result = node_type.resolve_nodes(info=info, node_ids=[id.node_id], required=False)
+        if inspect.isawaitable(result):
+            result = await result
+        return next(iter(result), None)

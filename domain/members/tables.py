@@ -21,7 +21,7 @@ class MemberRow(Model):
     status = fields.CharField(max_length=10, default=MemberStatus.ACTIVE.value, db_index=True)
     joined_at = fields.DatetimeField(auto_now_add=True)
     birthday = fields.DateField(null=True)
-    tags = fields.JSONField(default=list)
+    tags: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     referral_code = fields.CharField(max_length=16, unique=True)
     referred_by: fields.ForeignKeyNullableRelation[MemberRow] = fields.ForeignKeyField(
         "models.MemberRow", related_name=False, null=True, on_delete=fields.SET_NULL

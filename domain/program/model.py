@@ -51,7 +51,7 @@ def validate_program(p: ProgramSettings) -> None:
         errors.add("Pending days must be between 0 and 365.", "pendingDays")
     if p.expiry_days is not None and not 1 <= p.expiry_days <= 3650:
         errors.add("Expiry days must be between 1 and 3650, or null for never.", "expiryDays")
-    if p.expiry_days is not None and p.expiry_days <= p.pending_days:
+    elif p.expiry_days is not None and p.expiry_days <= p.pending_days:
         errors.add("Points must not expire before they become available.", "expiryDays")
     if not 1 <= p.tier_window_days <= 3650:
         errors.add("Tier window must be between 1 and 3650 days.", "tierWindowDays")

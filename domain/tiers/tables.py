@@ -16,7 +16,7 @@ class TierRow(Model):
     rank = fields.IntField(unique=True)
     threshold = fields.BigIntField()
     earn_multiplier = fields.DecimalField(max_digits=6, decimal_places=2, default=Decimal("1"))
-    benefits = fields.JSONField(default=list)
+    benefits: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     support_priority = fields.CharField(max_length=10, default=TicketPriority.NORMAL.value)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
