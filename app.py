@@ -29,6 +29,7 @@ from api.context import Services
 from api.graphql import GraphQLApp
 from api.middleware import BodySizeLimit, RequestId
 from api.observability import configure_logging
+from api.scheduler import Scheduler
 from api.settings import Settings, SettingsError, redact_url
 from api.throttle import Throttle
 from domain.access import Role
@@ -68,6 +69,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     passwords.configure(settings.password_time_cost, settings.password_memory_kib)
     services = build_services(settings)
     graphql = GraphQLApp(services)
+    scheduler = Scheduler(services)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -75,10 +77,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         try:
             await check_redis(services)
             await services.broker.start()
+            scheduler.start()
             log.info("serving on %s%s", "SQLite" if settings.is_sqlite else "PostgreSQL",
                      " with Redis" if settings.redis_url else "")
             yield
         finally:
+            await scheduler.stop()
             await services.broker.close()
             await services.cache.close()
             await db.close_database()

@@ -17,6 +17,8 @@ from api.cache import Cache
 from api.settings import Settings
 from api.throttle import Throttle
 from domain.access import Principal
+from domain.ledger.queries import balances
+from domain.ledger.values import Balance
 from domain.members.model import Member
 from domain.members.services import get_members_by_ids
 from domain.tiers.model import Tier
@@ -28,9 +30,15 @@ async def _load_members(ids: list[int]) -> list[Member | None]:
     return [found.get(i) for i in ids]
 
 
+async def _load_balances(ids: list[int]) -> list[Balance]:
+    found = await balances(ids)
+    return [found[i] for i in ids]
+
+
 class Loaders:
     def __init__(self) -> None:
         self.member: DataLoader[int, Member | None] = DataLoader(load_fn=_load_members)
+        self.balance: DataLoader[int, Balance] = DataLoader(load_fn=_load_balances)
         self._tiers: list[Tier] | None = None
 
     async def tiers(self) -> list[Tier]:

@@ -24,6 +24,7 @@ MODEL_MODULES = [
     "domain.program.tables",
     "domain.tiers.tables",
     "domain.members.tables",
+    "domain.ledger.tables",
 ]
 CONNECT_TIMEOUT = 5.0
 

@@ -30,6 +30,7 @@ from strawberry.extensions import (
     QueryDepthLimiter,
     ValidationCache,
 )
+from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
 
@@ -65,6 +66,8 @@ def classify_error(error: GraphQLError) -> None:
     original = error.original_error
     if isinstance(original, ApiError):
         error.extensions = dict(original.extensions)
+    elif isinstance(original, GlobalIDValueError):
+        error.extensions = {"code": "BAD_USER_INPUT"}
     elif isinstance(original, SubscriberOverflow):
         error.message = "You fell behind this stream; subscribe again and refetch."
         error.extensions = {"code": "SLOW_CONSUMER"}

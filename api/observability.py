@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import contextvars
 import logging
+import re
 import secrets
 
 request_id_var: contextvars.ContextVar[str] = contextvars.ContextVar("request_id", default="-")
 
 
+_CLIENT_ID = re.compile(r"[A-Za-z0-9-]{8,64}")
+
+
 def new_request_id(supplied: str | None = None) -> str:
-    if supplied and 8 <= len(supplied) <= 64 and supplied.replace("-", "").isalnum():
+    """The client's X-Request-ID if it is a plain token, else a fresh random one."""
+    if supplied and _CLIENT_ID.fullmatch(supplied):
         return supplied
     return secrets.token_hex(8)
 

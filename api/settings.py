@@ -24,7 +24,7 @@ class SettingsError(Exception):
 
 def redact_url(url: str) -> str:
     """The URL with any password replaced by ***, for messages and logs."""
-    return re.sub(r"(//[^:/@]+:)[^@]*@", r"\1***@", url)
+    return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,7 @@
-"""The one source of "now" for the domain: timezone-aware UTC, replaceable in tests."""
+"""The one source of "now" for the domain: timezone-aware UTC.
+
+Call it as `clock.utcnow()` (not `from domain.clock import utcnow`), so that tests can move
+time for the whole domain by patching this one function."""
 
 from __future__ import annotations
 

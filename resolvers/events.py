@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Iterable
 from typing import Any
 
+from domain.ledger.events import PointsChanged, TierChanged
+from domain.ledger.values import Change
 from domain.members.events import MemberUpdated
 
 log = logging.getLogger(__name__)
@@ -23,3 +26,31 @@ async def publish_member_updated(ctx: Any, event: MemberUpdated) -> None:
     broker = ctx.broker
     await broker.publish(member_channel(event.member_id), payload)
     await broker.publish(ALL_MEMBERS_CHANNEL, payload)
+
+
+def points_channel(member_id: int) -> str:
+    return f"points:{member_id}"
+
+
+ALL_POINTS_CHANNEL = "points:all"
+
+
+async def publish_tier_changes(ctx: Any, changes: Iterable[TierChanged]) -> None:
+    """A tier move is a change of the member: it reaches `memberUpdated` subscribers."""
+    for change in changes:
+        await publish_member_updated(ctx, MemberUpdated(change.member_id, ("tier",)))
+
+
+async def publish_points_changed(ctx: Any, changes: Iterable[Change]) -> None:
+    """After commit: one event per member whose balance moved."""
+    for change in changes:
+        b = change.balance
+        event = PointsChanged(
+            member_id=change.member_id, sequence=b.version,
+            entry_ids=tuple(e.id for e in change.entries), available=b.available,
+            pending=b.pending, lifetime_earned=b.lifetime_earned,
+            lifetime_spent=b.lifetime_spent, expired=b.expired,
+            qualifying_points=b.qualifying_points)
+        payload = {"type": "PointsChanged", **dataclasses.asdict(event)}
+        await ctx.broker.publish(points_channel(change.member_id), payload)
+        await ctx.broker.publish(ALL_POINTS_CHANNEL, payload)

@@ -6,7 +6,6 @@ from collections.abc import AsyncGenerator
 from typing import Any
 
 import strawberry
-from strawberry import relay
 
 from domain.access import STAFF, Role, can_view_member
 from domain.errors import DomainError, ErrorCode
@@ -38,7 +37,7 @@ from schema.relay import decode_cursor, node_id, page_size
 PROFILE_READERS = (Role.ADMIN, Role.AGENT, Role.INTEGRATION)
 
 
-def _member_key(gid: relay.GlobalID | None, field: str) -> int:
+def _member_key(gid: strawberry.ID | None, field: str) -> int:
     key = node_id(gid, "Member") if gid is not None else None
     if key is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such member.", [field])
@@ -70,7 +69,7 @@ class MemberQueries:
     async def member(
         self,
         info: strawberry.Info,
-        id: relay.GlobalID | None = None,
+        id: strawberry.ID | None = None,
         external_id: str | None = None,
         email: str | None = None,
     ) -> MemberType | None:
@@ -257,7 +256,7 @@ class MemberSubscriptions:
     @strawberry.subscription(description="A member's profile after each change. A MEMBER "
                                          "watches itself; staff name a member or watch all.")
     async def member_updated(
-        self, info: strawberry.Info, member_id: relay.GlobalID | None = None
+        self, info: strawberry.Info, member_id: strawberry.ID | None = None
     ) -> AsyncGenerator[MemberType, None]:
         p = require(info, Role.MEMBER, *PROFILE_READERS)
         if member_id is None:

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from strawberry.tools import merge_types
 
+from resolvers.ledger import LedgerMutations, LedgerQueries, LedgerSubscriptions
 from resolvers.members import MemberMutations, MemberQueries, MemberSubscriptions
 from resolvers.node import NodeQueries
 from resolvers.program import ProgramMutations, ProgramQueries
 
-Query = merge_types("Query", (NodeQueries, MemberQueries, ProgramQueries))
-Mutation = merge_types("Mutation", (MemberMutations, ProgramMutations))
-Subscription = merge_types("Subscription", (MemberSubscriptions,))
+Query = merge_types("Query", (NodeQueries, MemberQueries, ProgramQueries, LedgerQueries))
+Mutation = merge_types("Mutation", (MemberMutations, ProgramMutations, LedgerMutations))
+Subscription = merge_types("Subscription", (MemberSubscriptions, LedgerSubscriptions))

@@ -8,11 +8,19 @@ import strawberry
 from strawberry import relay
 
 from domain.access import Role, can_view_member
+from domain.ledger.queries import entries_page, tier_history
 from domain.members.model import Member, MemberStatus
 from domain.tiers.model import progress, tier_for
 from schema.errors import UserError
+from schema.ledger import (
+    LedgerEntryConnection,
+    LedgerEntryKindEnum,
+    LedgerEntryType,
+    PointsBalanceType,
+    TierChangeType,
+)
 from schema.program import TierProgressType, TierType
-from schema.relay import Connection
+from schema.relay import Connection, decode_cursor, page_size
 
 MemberStatusEnum = strawberry.enum(MemberStatus, name="MemberStatus")
 RoleEnum = strawberry.enum(Role, name="Role")
@@ -60,11 +68,34 @@ class MemberType(relay.Node):
         current = current or tier_for(0, tiers)
         return TierType.from_domain(current) if current else None
 
-    @strawberry.field
+    @strawberry.field(description="Qualifying points, the next tier and how far it is.")
     async def tier_progress(self, info: strawberry.Info) -> TierProgressType:
         tiers = await info.context.tiers()
         current = next((t for t in tiers if t.id == self._member.tier_id), None)
-        return TierProgressType.from_domain(progress(0, tiers, current))
+        balance = await info.context.loaders.balance.load(self._member.id)
+        return TierProgressType.from_domain(progress(
+            balance.qualifying_points, tiers, current or tier_for(0, tiers),
+            self._member.tier_valid_until))
+
+    @strawberry.field(description="The member's points balance.")
+    async def points(self, info: strawberry.Info) -> PointsBalanceType:
+        return PointsBalanceType.from_domain(await info.context.loaders.balance.load(
+            self._member.id))
+
+    @strawberry.field(description="Ledger entries, newest first.")
+    async def ledger(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        kind: list[LedgerEntryKindEnum] | None = None,  # type: ignore[valid-type]
+    ) -> LedgerEntryConnection:
+        size, after_key = page_size(first), decode_cursor(after)
+        page = await entries_page(self._member.id, after_key, size, kind)
+        return LedgerEntryConnection.build(page, LedgerEntryType.from_domain, lambda e: e.id,
+                                           after_key)
+
+    @strawberry.field(description="Moves on the tier ladder, newest first.")
+    async def tier_history(self, first: int | None = None) -> list[TierChangeType]:
+        return [TierChangeType.from_domain(c)
+                for c in await tier_history(self._member.id, page_size(first))]
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]
@@ -99,7 +130,7 @@ class MarketingConsentInput:
 
 @strawberry.input
 class MemberFilter:
-    tier: relay.GlobalID | None = strawberry.field(default=None, description="A tier's id.")
+    tier: strawberry.ID | None = strawberry.field(default=None, description="A tier's id.")
     status: MemberStatusEnum | None = None  # type: ignore[valid-type]
     tag: str | None = None
     search: str | None = strawberry.field(
@@ -130,7 +161,7 @@ class RegisterMemberPayload:
 
 @strawberry.input(description="Only the fields given are changed.")
 class UpdateMemberInput:
-    member_id: relay.GlobalID | None = strawberry.field(
+    member_id: strawberry.ID | None = strawberry.field(
         default=None, description="Defaults to the calling member.")
     name: str | None = strawberry.UNSET
     birthday: date | None = strawberry.UNSET
@@ -148,7 +179,7 @@ class UpdateMemberPayload:
 
 @strawberry.input
 class EraseMemberInput:
-    member_id: relay.GlobalID
+    member_id: strawberry.ID
 
 
 @strawberry.input
@@ -173,7 +204,7 @@ class LoginPayload:
 
 @strawberry.input
 class IssueMemberTokenInput:
-    member_id: relay.GlobalID
+    member_id: strawberry.ID
 
 
 @strawberry.type

@@ -28,6 +28,8 @@ class ProgramType:
         description="Rolling window over which qualifying points count toward a tier.")
     signup_bonus: int
     birthday_bonus: int
+    purchase_retro_days: int = strawberry.field(
+        description="How old a purchase may be when it is recorded.")
     updated_at: datetime | None
 
     @classmethod
@@ -36,7 +38,8 @@ class ProgramType:
             name=p.name, currency=p.currency, points_per_unit=p.points_per_unit,
             pending_days=p.pending_days, expiry_days=p.expiry_days,
             tier_window_days=p.tier_window_days, signup_bonus=p.signup_bonus,
-            birthday_bonus=p.birthday_bonus, updated_at=p.updated_at,
+            birthday_bonus=p.birthday_bonus, purchase_retro_days=p.purchase_retro_days,
+            updated_at=p.updated_at,
         )
 
 
@@ -98,6 +101,7 @@ class UpdateProgramInput:
     tier_window_days: int | None = strawberry.UNSET
     signup_bonus: int | None = strawberry.UNSET
     birthday_bonus: int | None = strawberry.UNSET
+    purchase_retro_days: int | None = strawberry.UNSET
 
 
 @strawberry.type

@@ -39,6 +39,7 @@ BASE = Settings(
     password_memory_kib=1024,
     login_max_failures=3,
     login_lockout_seconds=60,
+    scheduler_interval=0,  # tests run the jobs themselves (runScheduledJobs)
 )
 
 
@@ -117,7 +118,7 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
     application = create_app(settings)
     async with LifespanManager(application) as manager:
         await ensure_program_row()
-        yield manager.app
+        yield application  # lifespan has run; the app keeps its services on app.state
 
 
 @pytest.fixture

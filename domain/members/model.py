@@ -57,6 +57,7 @@ class Member:
     consent: MarketingConsent
     consent_updated_at: datetime | None
     tier_id: int | None
+    tier_valid_until: datetime | None = None
     has_password: bool = False
 
 

@@ -14,11 +14,14 @@ from datetime import timedelta
 from typing import Any
 
 from tortoise.exceptions import IntegrityError
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 from tortoise.transactions import in_transaction
 
-from domain.clock import utcnow
+from domain import clock
 from domain.errors import Collector, DomainError, ErrorCode
+from domain.ledger.book import open_book
+from domain.ledger.services import credit_bonus
+from domain.ledger.values import Idempotency
 from domain.members import passwords
 from domain.members.model import (
     MarketingConsent,
@@ -36,6 +39,7 @@ from domain.members.model import (
 )
 from domain.members.tables import MemberRow, MemberTagRow, RefreshTokenRow
 from domain.pagination import Page
+from domain.program.services import get_program
 from domain.tiers.model import tier_for
 from domain.tiers.services import list_tiers
 
@@ -57,7 +61,7 @@ async def register_member(reg: Registration, *, password_required: bool) -> Memb
         external_id=reg.external_id.strip() if reg.external_id else None,
         tags=normalize_tags(reg.tags),
     )
-    validate_registration(reg, utcnow().date(), password_required)
+    validate_registration(reg, clock.utcnow().date(), password_required)
     password_hash = await passwords.hash_password(reg.password) if reg.password else None
     async with in_transaction():
         if await MemberRow.exists(email=reg.email):
@@ -76,7 +80,7 @@ async def register_member(reg: Registration, *, password_required: bool) -> Memb
                                   ["referralCode"])
             referrer_id = referrer.id
         entry = tier_for(0, await list_tiers())
-        now = utcnow()
+        now = clock.utcnow()
         try:
             row = await MemberRow.create(
                 email=reg.email,
@@ -84,6 +88,7 @@ async def register_member(reg: Registration, *, password_required: bool) -> Memb
                 name=reg.name,
                 external_id=reg.external_id,
                 birthday=reg.birthday,
+                birthday_md=reg.birthday.strftime("%m-%d") if reg.birthday else None,
                 tags=list(reg.tags),
                 referral_code=new_referral_code(),
                 referred_by_id=referrer_id,
@@ -96,6 +101,12 @@ async def register_member(reg: Registration, *, password_required: bool) -> Memb
             await _write_tags(row.id, reg.tags)
         except IntegrityError as exc:
             raise _unique_violation(exc) from None
+        program = await get_program()
+        if program.signup_bonus > 0:  # in the same transaction: no member without its bonus
+            await credit_bonus(row.id, program.signup_bonus, "sign-up bonus",
+                               Idempotency("system", f"signup:{row.id}", {"member": row.id}))
+        else:
+            await open_book(row.id)  # every member has a balance row from the start
         return row.to_domain()
 
 
@@ -127,7 +138,7 @@ async def create_refresh_token(member_id: int, ttl_seconds: int, family: str | N
         member_id=member_id,
         token_hash=_hash_token(token),
         family=family or secrets.token_hex(16),
-        expires_at=utcnow() + timedelta(seconds=ttl_seconds),
+        expires_at=clock.utcnow() + timedelta(seconds=ttl_seconds),
     )
     return token
 
@@ -138,7 +149,7 @@ async def rotate_refresh_token(token: str, ttl_seconds: int) -> tuple[Member, st
     A token presented twice means it leaked: the whole family is revoked, so both the
     thief and the owner must log in again.
     """
-    now = utcnow()
+    now = clock.utcnow()
     refused = DomainError(ErrorCode.INVALID_CREDENTIALS, "The refresh token is not valid.")
     async with in_transaction():
         row = await RefreshTokenRow.get_or_none(token_hash=_hash_token(token))
@@ -192,7 +203,7 @@ async def update_member(member_id: int, changes: dict[str, Any]) -> Member:
         changes["name"] = name.strip() if name else None
         check_name(errors, changes["name"])
     if "birthday" in changes:
-        check_birthday(errors, changes["birthday"], utcnow().date())
+        check_birthday(errors, changes["birthday"], clock.utcnow().date())
     if "tags" in changes:
         changes["tags"] = normalize_tags(changes["tags"] or ())
         check_tags(errors, changes["tags"])
@@ -207,6 +218,7 @@ async def update_member(member_id: int, changes: dict[str, Any]) -> Member:
             row.name = changes["name"]
         if "birthday" in changes:
             row.birthday = changes["birthday"]
+            row.birthday_md = row.birthday.strftime("%m-%d") if row.birthday else None
         if "tags" in changes:
             row.tags = list(changes["tags"])
             await _write_tags(row.id, changes["tags"])
@@ -215,7 +227,7 @@ async def update_member(member_id: int, changes: dict[str, Any]) -> Member:
             row.consent_email, row.consent_sms, row.consent_push = (
                 consent.email, consent.sms, consent.push
             )
-            row.consent_updated_at = utcnow()
+            row.consent_updated_at = clock.utcnow()
         if "status" in changes:
             status: MemberStatus = changes["status"]
             if status is MemberStatus.ERASED:
@@ -224,7 +236,7 @@ async def update_member(member_id: int, changes: dict[str, Any]) -> Member:
             row.status = status.value
             if status is not MemberStatus.ACTIVE:
                 await RefreshTokenRow.filter(member_id=row.id, revoked_at__isnull=True).update(
-                    revoked_at=utcnow()
+                    revoked_at=clock.utcnow()
                 )
         await row.save()
         return row.to_domain()
@@ -243,9 +255,10 @@ async def erase_member(member_id: int) -> Member:
         row.name = None
         row.external_id = None
         row.birthday = None
+        row.birthday_md = None
         row.tags = []
         row.consent_email = row.consent_sms = row.consent_push = False
-        row.consent_updated_at = utcnow()
+        row.consent_updated_at = clock.utcnow()
         row.status = MemberStatus.ERASED.value
         await row.save()
         await MemberTagRow.filter(member_id=row.id).delete()
@@ -263,7 +276,8 @@ def _filtered(f: MemberFilter, entry_tier_id: int | None) -> Any:
         else:
             qs = qs.filter(tier_id=f.tier_id)
     if f.tag:
-        qs = qs.filter(id__in=MemberTagRow.filter(tag=f.tag.strip().lower()).values("member_id"))
+        tagged = MemberTagRow.filter(tag=f.tag.strip().lower()).values("member_id")
+        qs = qs.filter(id__in=Subquery(tagged))
     if f.search and f.search.strip():
         term = f.search.strip()
         qs = qs.filter(

@@ -21,6 +21,7 @@ class MemberRow(Model):
     status = fields.CharField(max_length=10, default=MemberStatus.ACTIVE.value, db_index=True)
     joined_at = fields.DatetimeField(auto_now_add=True)
     birthday = fields.DateField(null=True)
+    birthday_md = fields.CharField(max_length=5, null=True, db_index=True)  # "MM-DD", for jobs
     tags: list[str] = fields.JSONField(default=list)  # type: ignore[assignment]
     referral_code = fields.CharField(max_length=16, unique=True)
     referred_by: fields.ForeignKeyNullableRelation[MemberRow] = fields.ForeignKeyField(
@@ -33,6 +34,7 @@ class MemberRow(Model):
     tier: fields.ForeignKeyNullableRelation[Model] = fields.ForeignKeyField(
         "models.TierRow", related_name=False, null=True, on_delete=fields.SET_NULL
     )
+    tier_valid_until = fields.DatetimeField(null=True)
     updated_at = fields.DatetimeField(auto_now=True)
 
     referred_by_id: int | None
@@ -56,6 +58,7 @@ class MemberRow(Model):
             consent=MarketingConsent(self.consent_email, self.consent_sms, self.consent_push),
             consent_updated_at=self.consent_updated_at,
             tier_id=self.tier_id,
+            tier_valid_until=self.tier_valid_until,
             has_password=self.password_hash is not None,
         )
 

@@ -25,6 +25,7 @@ class ProgramSettings:
     tier_window_days: int = 365
     signup_bonus: int = 0
     birthday_bonus: int = 0
+    purchase_retro_days: int = 30
     updated_at: Any = None
 
     def changed(self, **changes: Any) -> ProgramSettings:
@@ -42,7 +43,8 @@ def validate_program(p: ProgramSettings) -> None:
         errors.add("Name must be 1 to 100 characters.", "name")
     if not _CURRENCY.match(p.currency):
         errors.add("Currency must be an ISO 4217 code such as USD.", "currency")
-    if not (Decimal(0) < p.points_per_unit <= MAX_POINTS_PER_UNIT):
+    if not (p.points_per_unit.is_finite()
+            and Decimal(0) < p.points_per_unit <= MAX_POINTS_PER_UNIT):
         errors.add(f"Points per unit must be above 0 and at most {MAX_POINTS_PER_UNIT}.",
                    "pointsPerUnit")
     elif p.points_per_unit.as_tuple().exponent < -4:  # type: ignore[operator]
@@ -58,4 +60,7 @@ def validate_program(p: ProgramSettings) -> None:
     for attr, name in (("signup_bonus", "signupBonus"), ("birthday_bonus", "birthdayBonus")):
         if not 0 <= getattr(p, attr) <= 1_000_000:
             errors.add("Bonus must be between 0 and 1,000,000 points.", name)
+    if not 0 <= p.purchase_retro_days <= 3650:
+        errors.add("Purchase retro window must be between 0 and 3650 days.",
+                   "purchaseRetroDays")
     errors.check()

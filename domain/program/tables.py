@@ -20,6 +20,7 @@ class ProgramRow(Model):
     tier_window_days = fields.IntField()
     signup_bonus = fields.IntField()
     birthday_bonus = fields.IntField()
+    purchase_retro_days = fields.IntField(default=30, null=True)  # added by 0002; null = 30
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
@@ -35,5 +36,7 @@ class ProgramRow(Model):
             tier_window_days=self.tier_window_days,
             signup_bonus=self.signup_bonus,
             birthday_bonus=self.birthday_bonus,
+            purchase_retro_days=(30 if self.purchase_retro_days is None
+                                 else self.purchase_retro_days),
             updated_at=self.updated_at,
         )

@@ -71,7 +71,7 @@ def validate_draft(d: TierDraft) -> None:
         errors.add("Rank must be between 0 and 1000.", "rank")
     if not 0 <= d.threshold <= 1_000_000_000:
         errors.add("Threshold must be between 0 and 1,000,000,000 points.", "threshold")
-    if not Decimal(0) < d.earn_multiplier <= Decimal(100):
+    if not (d.earn_multiplier.is_finite() and Decimal(0) < d.earn_multiplier <= Decimal(100)):
         errors.add("Earn multiplier must be above 0 and at most 100.", "earnMultiplier")
     elif d.earn_multiplier.as_tuple().exponent < -2:  # type: ignore[operator]
         errors.add("Earn multiplier takes at most 2 decimal places.", "earnMultiplier")

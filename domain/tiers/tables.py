@@ -35,3 +35,29 @@ class TierRow(Model):
             benefits=tuple(self.benefits or ()),
             support_priority=TicketPriority(self.support_priority),
         )
+
+
+class TierChangeRow(Model):
+    # One move on the ladder: up at once when points qualify, down by the scheduled jobs.
+    id = fields.IntField(primary_key=True)
+    member: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
+        "models.MemberRow", related_name=False, on_delete=fields.CASCADE
+    )
+    from_tier: fields.ForeignKeyNullableRelation[TierRow] = fields.ForeignKeyField(
+        "models.TierRow", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    to_tier: fields.ForeignKeyNullableRelation[TierRow] = fields.ForeignKeyField(
+        "models.TierRow", related_name=False, null=True, on_delete=fields.SET_NULL
+    )
+    qualifying_points = fields.BigIntField()
+    valid_until = fields.DatetimeField(null=True)
+    reason = fields.CharField(max_length=20)
+    changed_at = fields.DatetimeField(auto_now_add=True)
+
+    member_id: int
+    from_tier_id: int | None
+    to_tier_id: int | None
+
+    class Meta:
+        table = "tier_change"
+        indexes = (("member_id", "changed_at"),)

@@ -1,0 +1,54 @@
+"""Earning campaigns: a multiplier and/or bonus points on purchases in a time window,
+optionally only for some tiers. Several active campaigns stack."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from domain import clock
+from domain.errors import Collector, DomainError, ErrorCode
+from domain.ledger.tables import CampaignRow
+from domain.tiers.tables import TierRow
+
+
+@dataclass(frozen=True)
+class Campaign:
+    id: int
+    name: str
+    multiplier: Decimal
+    bonus_points: int
+    starts_at: datetime
+    ends_at: datetime | None
+    tier_ids: tuple[int, ...]
+
+    @classmethod
+    def of(cls, row: CampaignRow) -> Campaign:
+        return cls(row.id, row.name, Decimal(row.multiplier), row.bonus_points, row.starts_at,
+                   row.ends_at, tuple(row.tier_ids or ()))
+
+
+async def create_campaign(name: str, multiplier: Decimal, bonus_points: int,
+                          starts_at: datetime | None, ends_at: datetime | None,
+                          tier_ids: list[int]) -> Campaign:
+    errors = Collector()
+    starts_at = starts_at or clock.utcnow()
+    if not 1 <= len(name.strip()) <= 100:
+        errors.add("Name must be 1 to 100 characters.", "name")
+    if not Decimal(0) < multiplier <= Decimal(100) or multiplier.as_tuple().exponent < -2:  # type: ignore[operator]
+        errors.add("Multiplier must be above 0, at most 100, with at most 2 decimals.",
+                   "multiplier")
+    if not 0 <= bonus_points <= 1_000_000:
+        errors.add("Bonus points must be between 0 and 1,000,000.", "bonusPoints")
+    if multiplier == 1 and bonus_points == 0:
+        errors.add("A campaign needs a multiplier other than 1 or bonus points.", "multiplier")
+    if ends_at is not None and ends_at <= starts_at:
+        errors.add("endsAt must be after startsAt.", "endsAt")
+    errors.check()
+    if tier_ids and await TierRow.filter(id__in=tier_ids).count() != len(set(tier_ids)):
+        raise DomainError(ErrorCode.NOT_FOUND, "Unknown tier.", ["tierIds"])
+    row = await CampaignRow.create(name=name.strip(), multiplier=multiplier,
+                                   bonus_points=bonus_points, starts_at=starts_at,
+                                   ends_at=ends_at, tier_ids=sorted(set(tier_ids)))
+    return Campaign.of(row)

@@ -1,0 +1,94 @@
+"""Reading the ledger: balances (from the balance row, never summed), entries newest first
+with keyset pagination, points expiring soon, tier history, and hash-chain verification."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from domain import clock
+from domain.ledger.model import GENESIS_HASH, EntryFacts, EntryKind, chain_hash
+from domain.ledger.tables import BalanceRow, LedgerEntryRow, LotRow
+from domain.ledger.values import Balance, Entry
+from domain.pagination import Page
+from domain.tiers.tables import TierChangeRow
+
+
+async def balances(member_ids: Iterable[int]) -> dict[int, Balance]:
+    ids = list(member_ids)
+    found = {r.member_id: Balance.of(r) for r in await BalanceRow.filter(member_id__in=ids)}
+    return {i: found.get(i) or Balance.empty(i) for i in ids}
+
+
+async def expiring_soon(member_id: int, days: int, now: datetime | None = None) -> int:
+    now = now or clock.utcnow()
+    values: list[int] = await LotRow.filter(  # type: ignore[assignment]
+        member_id=member_id, remaining__gt=0, expires_at__gt=now,
+        expires_at__lte=now + timedelta(days=days),
+    ).values_list("remaining", flat=True)
+    return sum(values)
+
+
+async def entries_page(member_id: int, after_id: int | None, first: int,
+                       kinds: list[EntryKind] | None = None) -> Page[Entry]:
+    qs = LedgerEntryRow.filter(member_id=member_id)
+    if kinds:
+        qs = qs.filter(kind__in=[k.value for k in kinds])
+    total = await qs.count()
+    page_qs = qs.filter(id__lt=after_id) if after_id is not None else qs
+    rows = await page_qs.order_by("-id").limit(first + 1)
+    return Page([Entry.of(r) for r in rows[:first]], len(rows) > first, total)
+
+
+async def entries_by_ids(ids: Iterable[int]) -> dict[int, Entry]:
+    return {r.id: Entry.of(r) for r in await LedgerEntryRow.filter(id__in=list(ids))}
+
+
+@dataclass(frozen=True)
+class TierChange:
+    id: int
+    member_id: int
+    from_tier_id: int | None
+    to_tier_id: int | None
+    qualifying_points: int
+    valid_until: datetime | None
+    reason: str
+    changed_at: datetime
+
+
+async def tier_history(member_id: int, limit: int = 50) -> list[TierChange]:
+    rows = await TierChangeRow.filter(member_id=member_id).order_by("-id").limit(limit)
+    return [TierChange(r.id, r.member_id, r.from_tier_id, r.to_tier_id, r.qualifying_points,
+                       r.valid_until, r.reason, r.changed_at) for r in rows]
+
+
+@dataclass(frozen=True)
+class Verification:
+    ok: bool
+    entries_checked: int
+    first_broken_entry_id: int | None
+
+
+async def verify_ledger(member_id: int) -> Verification:
+    """Recompute the member's hash chain from the first entry; name the first that breaks."""
+    previous = GENESIS_HASH
+    checked = 0
+    expected_seq = 1
+    for row in await LedgerEntryRow.filter(member_id=member_id).order_by("seq"):
+        checked += 1
+        try:
+            facts = EntryFacts(row.member_id, row.seq, EntryKind(row.kind), row.points,
+                               row.occurred_at, row.available_at, row.expires_at, row.reason,
+                               row.order_id)
+        except ValueError:  # a kind that was never ours: tampered with
+            return Verification(False, checked, row.id)
+        if (row.seq != expected_seq or row.prev_hash != previous
+                or chain_hash(previous, facts) != row.hash):
+            return Verification(False, checked, row.id)
+        previous = row.hash
+        expected_seq += 1
+    head = await BalanceRow.get_or_none(member_id=member_id)
+    if head is not None and checked and (head.last_hash != previous or head.last_seq != checked):
+        return Verification(False, checked, None)
+    return Verification(True, checked, None)

@@ -1,0 +1,305 @@
+"""Use cases that move points: purchases, refunds, adjustments, transfers, bonuses.
+
+Each runs in one transaction that first locks the member's balance (`open_book`), then
+claims its idempotency key, then writes. A concurrent duplicate (same key, or same order
+id) loses on a unique index, rolls back, and is retried once, when it finds the winner's
+result. Services return an `Outcome` whose `changes` the caller publishes after commit.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime, timedelta
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+from tortoise.exceptions import IntegrityError, TransactionManagementError
+from tortoise.transactions import in_transaction
+
+from domain import clock
+from domain.errors import Collector, DomainError, ErrorCode
+from domain.ledger.book import Book, open_book
+from domain.ledger.model import EntryKind, purchase_points, reversal_target
+from domain.ledger.tables import CampaignRow, LedgerEntryRow, PurchaseRow
+from domain.ledger.tiering import requalify
+from domain.ledger.values import (
+    Balance,
+    Change,
+    Entry,
+    Idempotency,
+    Outcome,
+    Purchase,
+    check_key,
+    claim,
+    remember,
+)
+from domain.members.model import MemberStatus
+from domain.members.tables import MemberRow
+from domain.program.services import get_program
+from domain.tiers.tables import TierRow
+
+CLOCK_SKEW = timedelta(minutes=5)
+MAX_AMOUNT = Decimal("1000000000")
+MAX_POINTS = 100_000_000
+
+
+async def _attempt(work: Callable[[], Awaitable[tuple[dict[str, Any], list[Book]]]]
+                   ) -> tuple[dict[str, Any], list[Book], bool]:
+    """Run `work` in a transaction; once more if a concurrent twin won a unique index."""
+    for attempt in range(3):
+        try:
+            async with in_transaction():
+                result, books = await work()
+                for book in books:  # also on a replay: settling may have moved points
+                    await book.save()
+            return result, books, bool(result.get("replayed"))
+        except (IntegrityError, TransactionManagementError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def _active_member(member_id: int, field: str = "memberId") -> MemberRow:
+    member = await MemberRow.get_or_none(id=member_id)
+    if member is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such member.", [field])
+    if member.status != MemberStatus.ACTIVE.value:
+        raise DomainError(ErrorCode.INVALID_STATE, "The member is not active.", [field])
+    return member
+
+
+async def _outcome(result: dict[str, Any], books: list[Book], replayed: bool) -> Outcome:
+    entry_rows = await LedgerEntryRow.filter(id__in=result.get("entries", [])).order_by("id")
+    entries = tuple(Entry.of(r) for r in entry_rows)
+    changes = tuple(Change(b.member_id, Balance.of(b.row), tuple(Entry.of(e) for e in b.entries))
+                    for b in books if b.changed)
+    purchase = None
+    if result.get("purchase"):
+        row = await PurchaseRow.get(id=result["purchase"])
+        purchase = Purchase.of(row)
+    return Outcome(entries=entries, changes=changes, replayed=replayed, purchase=purchase,
+                   points_reversed=int(result.get("points_reversed", 0)),
+                   shortfall=int(result.get("shortfall", 0)),
+                   tier_changes=tuple(c for b in books for c in b.tier_changes))
+
+
+def _money(value: Decimal, field: str) -> Decimal:
+    try:
+        if not value.is_finite() or value <= 0 or value > MAX_AMOUNT:
+            raise InvalidOperation
+        if value.as_tuple().exponent < -2:  # type: ignore[operator]
+            raise DomainError(ErrorCode.INVALID_INPUT, "At most 2 decimal places.", [field])
+    except InvalidOperation:
+        raise DomainError(ErrorCode.INVALID_INPUT,
+                          f"{field} must be above 0 and at most {MAX_AMOUNT}.", [field]) from None
+    return value
+
+
+async def _campaigns_for(at: datetime, tier_id: int | None) -> list[CampaignRow]:
+    rows = await CampaignRow.filter(starts_at__lte=at).order_by("id")
+    return [c for c in rows if (c.ends_at is None or at < c.ends_at)
+            and (not c.tier_ids or (tier_id is not None and tier_id in c.tier_ids))]
+
+
+async def record_purchase(member_id: int, order_id: str, amount: Decimal, currency: str | None,
+                          occurred_at: datetime | None, idem: Idempotency) -> Outcome:
+    now = clock.utcnow()
+    program = await get_program()
+    errors = Collector()
+    order_id = order_id.strip()
+    if not 1 <= len(order_id) <= 100:
+        errors.add("orderId must be 1 to 100 characters.", "orderId")
+    currency = (currency or program.currency).strip().upper()
+    if currency != program.currency:
+        errors.add(f"The program earns in {program.currency} only.", "currency")
+    occurred_at = occurred_at or now
+    if occurred_at > now + CLOCK_SKEW:
+        errors.add("occurredAt cannot be in the future.", "occurredAt")
+    elif occurred_at < now - timedelta(days=program.purchase_retro_days):
+        errors.add(f"Purchases older than {program.purchase_retro_days} days are not accepted.",
+                   "occurredAt")
+    errors.check()
+    amount = _money(amount, "amount")
+    check_key(idem.key)
+
+    async def work() -> tuple[dict[str, Any], list[Book]]:
+        member = await _active_member(member_id)
+        book = await open_book(member_id, now)
+        stored = await claim(idem)
+        if stored is not None:
+            return {**stored, "replayed": True}, [book]
+        if await PurchaseRow.exists(order_id=order_id):
+            raise DomainError(ErrorCode.ALREADY_EXISTS, "This order was already recorded.",
+                              ["orderId"])
+        tier = await TierRow.get_or_none(id=member.tier_id) if member.tier_id else None
+        multiplier = Decimal(tier.earn_multiplier) if tier else Decimal(1)
+        campaigns = await _campaigns_for(occurred_at, member.tier_id)
+        base = purchase_points(amount, program.points_per_unit, multiplier,
+                               [Decimal(c.multiplier) for c in campaigns])
+        bonuses = [(c, c.bonus_points) for c in campaigns if c.bonus_points > 0]
+        total = base + sum(b for _, b in bonuses)
+        purchase = await PurchaseRow.create(member_id=member_id, order_id=order_id,
+                                            amount=amount, currency=currency,
+                                            occurred_at=occurred_at, points_earned=total)
+        available_at = occurred_at + timedelta(days=program.pending_days)
+        expires_at = (occurred_at + timedelta(days=program.expiry_days)
+                      if program.expiry_days is not None else None)
+        lot: dict[str, Any] = {"occurred_at": occurred_at, "available_at": available_at,
+               "expires_at": expires_at, "order_id": order_id, "purchase_id": purchase.id}
+        if base > 0:
+            await book.credit(EntryKind.EARN, base, reason="purchase", qualifying=base, **lot)
+        for campaign, bonus in bonuses:
+            await book.credit(EntryKind.BONUS, bonus, reason=f"campaign: {campaign.name}"[:200],
+                              qualifying=bonus, **lot)
+        await requalify(book, member, program.tier_window_days, upgrade=True)
+        result = {"entries": [e.id for e in book.entries if e.purchase_id == purchase.id],
+                  "purchase": purchase.id}
+        await remember(idem, result)
+        return result, [book]
+
+    return await _outcome(*await _attempt(work))
+
+
+async def refund_purchase(order_id: str, amount: Decimal | None, idem: Idempotency) -> Outcome:
+    check_key(idem.key)
+    if amount is not None:
+        amount = _money(amount, "amount")
+    now = clock.utcnow()
+    program = await get_program()
+
+    async def work() -> tuple[dict[str, Any], list[Book]]:
+        purchase = await PurchaseRow.get_or_none(order_id=order_id.strip())
+        if purchase is None:
+            raise DomainError(ErrorCode.NOT_FOUND, "No purchase with this order id.",
+                              ["orderId"])
+        book = await open_book(purchase.member_id, now)
+        stored = await claim(idem)
+        if stored is not None:
+            return {**stored, "replayed": True}, [book]
+        await purchase.refresh_from_db()  # read again under the member's lock
+        paid, refunded = Decimal(purchase.amount), Decimal(purchase.refunded_amount)
+        left = paid - refunded
+        if left <= 0:
+            raise DomainError(ErrorCode.INVALID_STATE, "This order is already fully refunded.",
+                              ["orderId"])
+        refund = left if amount is None else amount
+        if refund > left:
+            raise DomainError(ErrorCode.INVALID_INPUT,
+                              f"At most {left} of this order is left to refund.", ["amount"])
+        target = reversal_target(purchase.points_earned, paid, refunded, refund,
+                                 purchase.points_reversed)
+        taken = 0
+        entries: list[int] = []
+        if target > 0:
+            entry, _ = await book.debit(EntryKind.CLAWBACK, target, partial=True,
+                                        reason=f"refund of {refund} {purchase.currency}",
+                                        order_id=purchase.order_id, purchase_id=purchase.id,
+                                        qualifying=-target, prefer_purchase=purchase.id)
+            taken = -entry.points
+            entries.append(entry.id)
+        purchase.refunded_amount = refunded + refund
+        purchase.points_reversed += target
+        await purchase.save(update_fields=["refunded_amount", "points_reversed"])
+        member = await MemberRow.get(id=purchase.member_id)
+        await requalify(book, member, program.tier_window_days, upgrade=False)
+        result = {"entries": entries, "purchase": purchase.id, "points_reversed": taken,
+                  "shortfall": target - taken}
+        await remember(idem, result)
+        return result, [book]
+
+    return await _outcome(*await _attempt(work))
+
+
+async def adjust_points(member_id: int, points: int, reason: str, available_at: datetime | None,
+                        expires_at: datetime | None, idem: Idempotency) -> Outcome:
+    now = clock.utcnow()
+    errors = Collector()
+    if points == 0 or abs(points) > MAX_POINTS:
+        errors.add(f"points must be non-zero and at most {MAX_POINTS} either way.", "points")
+    if not 1 <= len(reason.strip()) <= 200:
+        errors.add("A reason of 1 to 200 characters is required.", "reason")
+    if points < 0 and (available_at or expires_at):
+        errors.add("availableAt and expiresAt apply to credits only.", "availableAt")
+    start = available_at or now
+    if expires_at is not None and expires_at <= max(start, now):
+        errors.add("expiresAt must be after now and after availableAt.", "expiresAt")
+    errors.check()
+    check_key(idem.key)
+    program = await get_program()
+    if points > 0 and expires_at is None and program.expiry_days is not None:
+        expires_at = start + timedelta(days=program.expiry_days)
+
+    async def work() -> tuple[dict[str, Any], list[Book]]:
+        await _active_member(member_id)
+        book = await open_book(member_id, now)
+        stored = await claim(idem)
+        if stored is not None:
+            return {**stored, "replayed": True}, [book]
+        if points > 0:
+            entry = await book.credit(EntryKind.ADJUSTMENT, points, available_at=start,
+                                      expires_at=expires_at, reason=reason.strip())
+        else:
+            entry, _ = await book.debit(EntryKind.ADJUSTMENT, -points, reason=reason.strip())
+        result = {"entries": [entry.id]}
+        await remember(idem, result)
+        return result, [book]
+
+    return await _outcome(*await _attempt(work))
+
+
+async def transfer_points(from_id: int, to_id: int, points: int, note: str | None,
+                          idem: Idempotency) -> Outcome:
+    now = clock.utcnow()
+    errors = Collector()
+    if from_id == to_id:
+        errors.add("You cannot transfer points to yourself.", "toMemberId")
+    if not 0 < points <= MAX_POINTS:
+        errors.add(f"points must be between 1 and {MAX_POINTS}.", "points")
+    if note is not None and len(note) > 200:
+        errors.add("The note is at most 200 characters.", "note")
+    errors.check()
+    check_key(idem.key)
+
+    async def work() -> tuple[dict[str, Any], list[Book]]:
+        await _active_member(from_id, "fromMemberId")
+        await _active_member(to_id, "toMemberId")
+        first, second = sorted((from_id, to_id))  # lock in id order: no deadlocks
+        books = {first: await open_book(first, now), second: await open_book(second, now)}
+        stored = await claim(idem)
+        if stored is not None:
+            return {**stored, "replayed": True}, list(books.values())
+        reason = (note or "").strip() or None
+        out, lots = await books[from_id].debit(EntryKind.TRANSFER_OUT, points,
+                                               reason=reason or f"to member {to_id}")
+        expiries = [lot.expires_at for lot in lots if lot.expires_at is not None]
+        incoming = await books[to_id].credit(
+            EntryKind.TRANSFER_IN, points, reason=reason or f"from member {from_id}",
+            expires_at=min(expiries) if expiries else None)
+        result = {"entries": [out.id, incoming.id]}
+        await remember(idem, result)
+        return result, list(books.values())
+
+    return await _outcome(*await _attempt(work))
+
+
+async def credit_bonus(member_id: int, points: int, reason: str, idem: Idempotency,
+                       now: datetime | None = None) -> Outcome:
+    """A program bonus (sign-up, birthday): a BONUS credit that counts toward tiers."""
+    now = now or clock.utcnow()
+    program = await get_program()
+    expires_at = now + timedelta(days=program.expiry_days) if program.expiry_days else None
+
+    async def work() -> tuple[dict[str, Any], list[Book]]:
+        book = await open_book(member_id, now)
+        stored = await claim(idem)
+        if stored is not None:
+            return {**stored, "replayed": True}, [book]
+        entry = await book.credit(EntryKind.BONUS, points, reason=reason, expires_at=expires_at,
+                                  qualifying=points)
+        member = await MemberRow.get(id=member_id)
+        await requalify(book, member, program.tier_window_days, upgrade=True)
+        result = {"entries": [entry.id]}
+        await remember(idem, result)
+        return result, [book]
+
+    return await _outcome(*await _attempt(work))

@@ -1,0 +1,69 @@
+"""Tier qualification from the ledger: qualifying points are what EARN and BONUS entries
+added in the last `tierWindowDays`, less refund clawbacks of those (each entry records its
+effect in `qualifying`). Reaching a threshold upgrades at once and holds the tier until
+`valid_until` (upgrade + window); only the scheduled jobs move a member down.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from domain.ledger.book import Book
+from domain.ledger.events import TierChanged
+from domain.ledger.tables import LedgerEntryRow
+from domain.members.tables import MemberRow
+from domain.tiers.model import tier_for
+from domain.tiers.services import list_tiers
+from domain.tiers.tables import TierChangeRow
+
+
+async def qualifying_points(member_id: int, now: datetime, window_days: int) -> int:
+    since = now - timedelta(days=window_days)
+    values: list[int] = await LedgerEntryRow.filter(  # type: ignore[assignment]
+        member_id=member_id, occurred_at__gte=since, qualifying__not=0
+    ).values_list("qualifying", flat=True)
+    return max(sum(values), 0)
+
+
+async def requalify(book: Book, member: MemberRow, window_days: int, *, upgrade: bool,
+                    downgrade: bool = False) -> TierChanged | None:
+    """Refresh the member's qualifying points; move its tier up (and, for the jobs, down)."""
+    now = book.now
+    points = await qualifying_points(member.id, now, window_days)
+    if points != book.row.qualifying_points:
+        book.row.qualifying_points = points
+        book.touched = True
+    tiers = await list_tiers()
+    target = tier_for(points, tiers)
+    current = next((t for t in tiers if t.id == member.tier_id), None)
+    if current is None:
+        current = tier_for(0, tiers)
+    current_rank = current.rank if current else -1
+    target_rank = target.rank if target else -1
+    valid_until = now + timedelta(days=window_days)
+    if upgrade and target_rank > current_rank:
+        change = await _move(member, current, target, points, valid_until, "UPGRADE")
+        book.tier_changes.append(change)
+        return change
+    if downgrade and target_rank < current_rank:
+        change = await _move(member, current, target, points,
+                             valid_until if target and target.threshold > 0 else None,
+                             "DOWNGRADE")
+        book.tier_changes.append(change)
+        return change
+    if downgrade:  # kept its tier for another window
+        member.tier_valid_until = valid_until if current and current.threshold > 0 else None
+        member.tier_id = current.id if current else None
+        await member.save(update_fields=["tier_valid_until", "tier_id"])
+    return None
+
+
+async def _move(member: MemberRow, current, target, points: int,  # type: ignore[no-untyped-def]
+                valid_until: datetime | None, reason: str) -> TierChanged:
+    member.tier_id = target.id if target else None
+    member.tier_valid_until = valid_until
+    await member.save(update_fields=["tier_id", "tier_valid_until"])
+    await TierChangeRow.create(member_id=member.id, from_tier_id=current.id if current else None,
+                               to_tier_id=member.tier_id, qualifying_points=points,
+                               valid_until=valid_until, reason=reason)
+    return TierChanged(member.id, current.id if current else None, member.tier_id, reason)

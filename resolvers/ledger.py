@@ -1,0 +1,259 @@
+"""The points ledger over GraphQL: purchases, refunds, adjustments, transfers, campaigns,
+scheduled jobs, verification and the live `pointsChanged` stream."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import strawberry
+from strawberry import relay
+
+from domain.access import STAFF, Principal, Role, can_view_member
+from domain.errors import DomainError, ErrorCode
+from domain.ledger import services
+from domain.ledger.campaigns import create_campaign
+from domain.ledger.jobs import run_ledger_jobs
+from domain.ledger.queries import entries_by_ids, verify_ledger
+from domain.ledger.values import Idempotency, Outcome
+from resolvers.events import (
+    ALL_POINTS_CHANNEL,
+    points_channel,
+    publish_points_changed,
+    publish_tier_changes,
+)
+from resolvers.permissions import require
+from schema.errors import BadUserInput, Forbidden, user_errors
+from schema.ledger import (
+    AdjustPointsInput,
+    AdjustPointsPayload,
+    CampaignType,
+    CreateCampaignInput,
+    CreateCampaignPayload,
+    LedgerEntryType,
+    LedgerVerificationType,
+    PointsBalanceType,
+    PointsChangedEventType,
+    PurchaseType,
+    RecordPurchaseInput,
+    RecordPurchasePayload,
+    RefundPurchaseInput,
+    RefundPurchasePayload,
+    RunScheduledJobsPayload,
+    TransferPointsInput,
+    TransferPointsPayload,
+)
+from schema.members import MemberType
+from schema.relay import global_id, node_id
+
+
+def _idem(p: Principal, key: str, request: dict[str, Any]) -> Idempotency:
+    """Keys are unique per caller: the same key from two callers are two requests."""
+    return Idempotency(f"{p.role.value if p.role else '-'}:{p.subject}", key.strip(), request)
+
+
+def _member_id(gid: relay.GlobalID, field: str) -> int:
+    key = node_id(gid, "Member")
+    if key is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such member.", [field])
+    return key
+
+
+async def _member(info: strawberry.Info, member_id: int) -> MemberType | None:
+    m = await info.context.loaders.member.load(member_id)
+    return MemberType.from_domain(m) if m else None
+
+
+async def _published(info: strawberry.Info, outcome: Outcome) -> Outcome:
+    """Publish the committed changes; the payload then shows the balances they left."""
+    await publish_points_changed(info.context, outcome.changes)
+    await publish_tier_changes(info.context, outcome.tier_changes)
+    for change in outcome.changes:
+        info.context.loaders.balance.prime(change.member_id, change.balance, force=True)
+    return outcome
+
+
+@strawberry.type
+class LedgerQueries:
+    @strawberry.field(description="Recompute a member's hash chain (staff, or the member).")
+    async def verify_ledger(self, info: strawberry.Info, member_id: relay.GlobalID
+                            ) -> LedgerVerificationType:
+        p = require(info, Role.MEMBER, *STAFF)
+        key = node_id(member_id, "Member")
+        if key is None or not can_view_member(p, key):
+            raise Forbidden("You may only verify your own ledger.")
+        return LedgerVerificationType.from_domain(await verify_ledger(key))
+
+
+@strawberry.type
+class LedgerMutations:
+    @strawberry.mutation(description="Record a purchase and earn its points "
+                                     "(INTEGRATION, ADMIN).")
+    async def record_purchase(self, info: strawberry.Info, input: RecordPurchaseInput
+                              ) -> RecordPurchasePayload:
+        p = require(info, Role.INTEGRATION, Role.ADMIN)
+        try:
+            member_id = _member_id(input.member_id, "memberId")
+            outcome = await _published(info, await services.record_purchase(
+                member_id, input.order_id, input.amount, input.currency, input.occurred_at,
+                _idem(p, input.idempotency_key, {
+                    "op": "recordPurchase", "member": member_id, "order": input.order_id,
+                    "amount": str(input.amount), "currency": input.currency,
+                    "occurredAt": input.occurred_at.isoformat() if input.occurred_at else None,
+                })))
+        except DomainError as e:
+            return RecordPurchasePayload(purchase=None, member=None, entries=[],
+                                         user_errors=user_errors(e))
+        assert outcome.purchase is not None
+        return RecordPurchasePayload(
+            purchase=PurchaseType.from_domain(outcome.purchase),
+            member=await _member(info, member_id),
+            entries=[LedgerEntryType.from_domain(e) for e in outcome.entries], user_errors=[])
+
+    @strawberry.mutation(description="Refund an order, whole or in part; its points are "
+                                     "clawed back pro rata (INTEGRATION, ADMIN).")
+    async def refund_purchase(self, info: strawberry.Info, input: RefundPurchaseInput
+                              ) -> RefundPurchasePayload:
+        p = require(info, Role.INTEGRATION, Role.ADMIN)
+        try:
+            outcome = await _published(info, await services.refund_purchase(
+                input.order_id, input.amount, _idem(p, input.idempotency_key, {
+                    "op": "refundPurchase", "order": input.order_id,
+                    "amount": str(input.amount) if input.amount is not None else None})))
+        except DomainError as e:
+            return RefundPurchasePayload(member=None, entries=[], points_reversed=0,
+                                         shortfall=0, user_errors=user_errors(e))
+        assert outcome.purchase is not None
+        return RefundPurchasePayload(
+            member=await _member(info, outcome.purchase.member_id),
+            entries=[LedgerEntryType.from_domain(e) for e in outcome.entries],
+            points_reversed=outcome.points_reversed, shortfall=outcome.shortfall,
+            user_errors=[])
+
+    @strawberry.mutation(description="Credit or debit points by hand, with a reason "
+                                     "(ADMIN; INTEGRATION may only credit).")
+    async def adjust_points(self, info: strawberry.Info, input: AdjustPointsInput
+                            ) -> AdjustPointsPayload:
+        p = require(info, Role.ADMIN, Role.INTEGRATION)
+        try:
+            if p.role is Role.INTEGRATION and input.points < 0:
+                raise DomainError(ErrorCode.FORBIDDEN, "INTEGRATION may only credit points.",
+                                  ["points"])
+            member_id = _member_id(input.member_id, "memberId")
+            outcome = await _published(info, await services.adjust_points(
+                member_id, input.points, input.reason, input.available_at, input.expires_at,
+                _idem(p, input.idempotency_key, {
+                    "op": "adjustPoints", "member": member_id, "points": input.points,
+                    "reason": input.reason,
+                    "availableAt": str(input.available_at), "expiresAt": str(input.expires_at),
+                })))
+        except DomainError as e:
+            return AdjustPointsPayload(member=None, entry=None, user_errors=user_errors(e))
+        return AdjustPointsPayload(member=await _member(info, member_id),
+                                   entry=LedgerEntryType.from_domain(outcome.entries[0]),
+                                   user_errors=[])
+
+    @strawberry.mutation(description="Give points to another member: a member from its own "
+                                     "balance, ADMIN from anyone's.")
+    async def transfer_points(self, info: strawberry.Info, input: TransferPointsInput
+                              ) -> TransferPointsPayload:
+        p = require(info, Role.MEMBER, Role.ADMIN)
+        try:
+            if input.from_member_id is None:
+                if p.member_id is None:
+                    raise DomainError(ErrorCode.INVALID_INPUT, "fromMemberId is required.",
+                                      ["fromMemberId"])
+                from_id = p.member_id
+            else:
+                from_id = _member_id(input.from_member_id, "fromMemberId")
+            if p.role is Role.MEMBER and from_id != p.member_id:
+                raise DomainError(ErrorCode.FORBIDDEN, "You may only give your own points.",
+                                  ["fromMemberId"])
+            to_id = _member_id(input.to_member_id, "toMemberId")
+            outcome = await _published(info, await services.transfer_points(
+                from_id, to_id, input.points, input.note, _idem(p, input.idempotency_key, {
+                    "op": "transferPoints", "from": from_id, "to": to_id,
+                    "points": input.points, "note": input.note})))
+        except DomainError as e:
+            return TransferPointsPayload(from_member=None, to_member=None, entries=[],
+                                         user_errors=user_errors(e))
+        to_member = await _member(info, to_id) if can_view_member(p, to_id) else None
+        return TransferPointsPayload(
+            from_member=await _member(info, from_id), to_member=to_member,
+            entries=[LedgerEntryType.from_domain(e) for e in outcome.entries
+                     if can_view_member(p, e.member_id)],
+            user_errors=[])
+
+    @strawberry.mutation(description="Start an earning campaign (ADMIN).")
+    async def create_campaign(self, info: strawberry.Info, input: CreateCampaignInput
+                              ) -> CreateCampaignPayload:
+        require(info, Role.ADMIN)
+        try:
+            tier_ids = []
+            for gid in input.tier_ids or []:
+                key = node_id(gid, "Tier")
+                if key is None:
+                    raise DomainError(ErrorCode.NOT_FOUND, "Unknown tier.", ["tierIds"])
+                tier_ids.append(key)
+            c = await create_campaign(input.name, input.multiplier, input.bonus_points,
+                                      input.starts_at, input.ends_at, tier_ids)
+        except DomainError as e:
+            return CreateCampaignPayload(campaign=None, user_errors=user_errors(e))
+        return CreateCampaignPayload(campaign=CampaignType(
+            id=strawberry.ID(global_id("Campaign", c.id)), name=c.name,
+            multiplier=c.multiplier, bonus_points=c.bonus_points, starts_at=c.starts_at,
+            ends_at=c.ends_at,
+            tier_ids=[strawberry.ID(global_id("Tier", t)) for t in c.tier_ids]),
+            user_errors=[])
+
+    @strawberry.mutation(description="Run the due scheduled jobs now (ADMIN): mature and "
+                                     "expire points, re-evaluate tiers, birthday bonuses.")
+    async def run_scheduled_jobs(self, info: strawberry.Info) -> RunScheduledJobsPayload:
+        require(info, Role.ADMIN)
+        report = await run_ledger_jobs()
+        await publish_points_changed(info.context, report.changes)
+        await publish_tier_changes(info.context, report.tier_changes)  # type: ignore[arg-type]
+        return RunScheduledJobsPayload(
+            expired_points=report.expired_points, matured_points=report.matured_points,
+            tiers_changed=report.tiers_changed, birthday_bonuses=report.birthday_bonuses,
+            tickets_breached=0, redemptions_expired=0, user_errors=[])
+
+
+@strawberry.type
+class LedgerSubscriptions:
+    @strawberry.subscription(description="Every change of a member's balance, after commit. "
+                                         "A MEMBER watches itself; staff name a member or "
+                                         "watch all.")
+    async def points_changed(
+        self, info: strawberry.Info, member_id: relay.GlobalID | None = None
+    ) -> AsyncGenerator[PointsChangedEventType, None]:
+        p = require(info, Role.MEMBER, *STAFF, Role.INTEGRATION)
+        if member_id is None:
+            channel = points_channel(p.member_id) if p.member_id else ALL_POINTS_CHANNEL
+        else:
+            key = node_id(member_id, "Member")
+            if key is None:
+                raise BadUserInput("memberId is not a member id.")
+            if not can_view_member(p, key):
+                raise Forbidden("You may only watch your own points.")
+            channel = points_channel(key)
+        async with info.context.broker.subscribe(channel) as messages:
+            async for message in messages:
+                info.context.reset_loaders()
+                yield await _event(info, message)
+
+
+async def _event(info: strawberry.Info, message: dict[str, Any]) -> PointsChangedEventType:
+    from domain.ledger.values import Balance
+
+    member_id = int(message["member_id"])
+    member = await info.context.loaders.member.load(member_id)
+    found = await entries_by_ids(message["entry_ids"])
+    entries = [LedgerEntryType.from_domain(found[i]) for i in message["entry_ids"] if i in found]
+    balance = Balance(member_id, message["available"], message["pending"],
+                      message["lifetime_earned"], message["lifetime_spent"], message["expired"],
+                      message["qualifying_points"], message["sequence"])
+    return PointsChangedEventType(
+        member=MemberType.from_domain(member), entry=entries[-1] if entries else None,
+        entries=entries, balance=PointsBalanceType.from_domain(balance),
+        sequence=message["sequence"])
