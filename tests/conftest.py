@@ -116,7 +116,7 @@ async def app(settings: Settings) -> AsyncIterator[Any]:
     from domain.program.services import ensure_program_row
 
     application = create_app(settings)
-    async with LifespanManager(application) as manager:
+    async with LifespanManager(application):
         await ensure_program_row()
         yield application  # lifespan has run; the app keeps its services on app.state
 

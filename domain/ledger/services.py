@@ -36,7 +36,8 @@ from domain.ledger.values import (
 from domain.members.model import MemberStatus
 from domain.members.tables import MemberRow
 from domain.program.services import get_program
-from domain.tiers.tables import TierRow
+from domain.tiers.model import tier_for
+from domain.tiers.services import list_tiers
 
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_AMOUNT = Decimal("1000000000")
@@ -113,7 +114,9 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
     if currency != program.currency:
         errors.add(f"The program earns in {program.currency} only.", "currency")
     occurred_at = occurred_at or now
-    if occurred_at > now + CLOCK_SKEW:
+    if occurred_at.tzinfo is None:
+        errors.add("occurredAt needs a UTC offset, e.g. 2024-05-01T12:00:00Z.", "occurredAt")
+    elif occurred_at > now + CLOCK_SKEW:
         errors.add("occurredAt cannot be in the future.", "occurredAt")
     elif occurred_at < now - timedelta(days=program.purchase_retro_days):
         errors.add(f"Purchases older than {program.purchase_retro_days} days are not accepted.",
@@ -131,9 +134,11 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
         if await PurchaseRow.exists(order_id=order_id):
             raise DomainError(ErrorCode.ALREADY_EXISTS, "This order was already recorded.",
                               ["orderId"])
-        tier = await TierRow.get_or_none(id=member.tier_id) if member.tier_id else None
+        # a member not yet placed on the ladder is on its entry tier (as the API shows it)
+        tiers = await list_tiers()
+        tier = next((t for t in tiers if t.id == member.tier_id), None) or tier_for(0, tiers)
         multiplier = Decimal(tier.earn_multiplier) if tier else Decimal(1)
-        campaigns = await _campaigns_for(occurred_at, member.tier_id)
+        campaigns = await _campaigns_for(occurred_at, tier.id if tier else None)
         base = purchase_points(amount, program.points_per_unit, multiplier,
                                [Decimal(c.multiplier) for c in campaigns])
         bonuses = [(c, c.bonus_points) for c in campaigns if c.bonus_points > 0]
@@ -220,6 +225,10 @@ async def adjust_points(member_id: int, points: int, reason: str, available_at: 
         errors.add("A reason of 1 to 200 characters is required.", "reason")
     if points < 0 and (available_at or expires_at):
         errors.add("availableAt and expiresAt apply to credits only.", "availableAt")
+    for value, name in ((available_at, "availableAt"), (expires_at, "expiresAt")):
+        if value is not None and value.tzinfo is None:
+            errors.add(f"{name} needs a UTC offset, e.g. 2024-05-01T12:00:00Z.", name)
+    errors.check()
     start = available_at or now
     if expires_at is not None and expires_at <= max(start, now):
         errors.add("expiresAt must be after now and after availableAt.", "expiresAt")

@@ -1,16 +1,19 @@
 """Tier qualification from the ledger: qualifying points are what EARN and BONUS entries
 added in the last `tierWindowDays`, less refund clawbacks of those (each entry records its
-effect in `qualifying`). Reaching a threshold upgrades at once and holds the tier until
-`valid_until` (upgrade + window); only the scheduled jobs move a member down.
+effect in `qualifying`; a purchase's entries count by the purchase's date). Reaching a
+threshold upgrades at once and holds the tier until `valid_until` (upgrade + window); only
+the scheduled jobs move a member down.
 """
 
 from __future__ import annotations
 
 from datetime import datetime, timedelta
 
+from tortoise.expressions import Q, Subquery
+
 from domain.ledger.book import Book
 from domain.ledger.events import TierChanged
-from domain.ledger.tables import LedgerEntryRow
+from domain.ledger.tables import LedgerEntryRow, PurchaseRow
 from domain.members.tables import MemberRow
 from domain.tiers.model import tier_for
 from domain.tiers.services import list_tiers
@@ -19,8 +22,13 @@ from domain.tiers.tables import TierChangeRow
 
 async def qualifying_points(member_id: int, now: datetime, window_days: int) -> int:
     since = now - timedelta(days=window_days)
+    # A purchase's entries (its earn, bonuses and refund clawbacks) count while the
+    # purchase is in the window, so a clawback never outlives what it reverses.
+    in_window = PurchaseRow.filter(member_id=member_id, occurred_at__gte=since).values("id")
     values: list[int] = await LedgerEntryRow.filter(  # type: ignore[assignment]
-        member_id=member_id, occurred_at__gte=since, qualifying__not=0
+        Q(purchase_id__isnull=True, occurred_at__gte=since)
+        | Q(purchase_id__in=Subquery(in_window)),
+        member_id=member_id, qualifying__not=0,
     ).values_list("qualifying", flat=True)
     return max(sum(values), 0)
 

@@ -100,14 +100,14 @@ def transport(url: str, token: str | None) -> WebsocketsTransport:
 
 
 async def first_event(url: str, token: str, variables: dict[str, Any],
-                      trigger: Any, timeout: float = 10) -> dict[str, Any]:
+                      trigger: Any, within: float = 10) -> dict[str, Any]:
     """Subscribe, then fire `trigger` every 0.2 s until the first event arrives."""
     async with Client(transport=transport(url, token)) as session:
         request = gql(WATCH)
         request.variable_values = variables
         stream = session.subscribe(request)
         receive = asyncio.ensure_future(stream.__anext__())
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + within
         while not receive.done():
             assert time.monotonic() < deadline, "no event arrived"
             await trigger()

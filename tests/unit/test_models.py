@@ -407,7 +407,8 @@ def test_issue_refuses_a_token_missing_its_subject(role: Role, kw: dict[str, obj
 
 def claims(**overrides: object) -> dict[str, object]:
     now = int(time.time())
-    base: dict[str, object] = {"iss": "loyalgraph", "iat": now, "exp": now + 60,
+    # These tokens are built at collection time, so they must outlive the whole suite.
+    base: dict[str, object] = {"iss": "loyalgraph", "iat": now, "exp": now + 86400,
                                "sub": "admin", "role": "ADMIN"}
     base.update(overrides)
     return {k: v for k, v in base.items() if v is not None}
