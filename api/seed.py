@@ -1,4 +1,5 @@
-"""The demo program behind `python app.py seed`: tiers, members with known passwords.
+"""The demo program behind `python app.py seed`: tiers, members with known passwords and
+a few weeks of purchases.
 
 Idempotent: running it twice adds nothing new. Goes through the domain services, so the
 demo data obeys every rule real data does.
@@ -7,12 +8,15 @@ demo data obeys every rule real data does.
 from __future__ import annotations
 
 import random
-from datetime import date
+from datetime import date, timedelta
 from decimal import Decimal
 
 from api import db
 from api.settings import Settings
+from domain import clock
 from domain.errors import DomainError
+from domain.ledger.services import record_purchase
+from domain.ledger.values import Idempotency
 from domain.members.model import MarketingConsent, Registration
 from domain.members.services import find_member, register_member
 from domain.program.services import update_program
@@ -53,14 +57,14 @@ async def _seed(count: int) -> str:
     for draft in DEMO_TIERS:
         if draft.name not in existing:
             await create_tier(draft)
-    created = 0
+    created = purchases = 0
     for i in range(count):
         email = "demo@loyalgraph.dev" if i == 0 else f"member{i}@loyalgraph.dev"
         if await find_member(email=email):
             continue
         first, last = rng.choice(FIRST), rng.choice(LAST)
         try:
-            await register_member(
+            member = await register_member(
                 Registration(
                     email=email,
                     password=DEMO_PASSWORD if i < 5 else None,
@@ -75,5 +79,13 @@ async def _seed(count: int) -> str:
             created += 1
         except DomainError:
             continue
-    return (f"seeded: 3 tiers (Silver, Gold, Platinum), {created} new members; "
-            f"log in as demo@loyalgraph.dev / {DEMO_PASSWORD}")
+        for n in range(rng.randint(1, 6) if i else 4):
+            order = f"DEMO-{member.id}-{n + 1}"
+            amount = Decimal(rng.randint(1500, 40000)) / 100
+            await record_purchase(
+                member.id, order, amount, None,
+                clock.utcnow() - timedelta(days=rng.randint(0, 25), hours=rng.randint(0, 23)),
+                Idempotency("seed", order, {"order": order}))
+            purchases += 1
+    return (f"seeded: 3 tiers (Silver, Gold, Platinum), {created} new members, "
+            f"{purchases} purchases; log in as demo@loyalgraph.dev / {DEMO_PASSWORD}")
