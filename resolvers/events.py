@@ -44,13 +44,9 @@ async def publish_tier_changes(ctx: Any, changes: Iterable[TierChanged]) -> None
 async def publish_points_changed(ctx: Any, changes: Iterable[Change]) -> None:
     """After commit: one event per member whose balance moved."""
     for change in changes:
-        b = change.balance
-        event = PointsChanged(
-            member_id=change.member_id, sequence=b.version,
-            entry_ids=tuple(e.id for e in change.entries), available=b.available,
-            pending=b.pending, lifetime_earned=b.lifetime_earned,
-            lifetime_spent=b.lifetime_spent, expired=b.expired,
-            qualifying_points=b.qualifying_points)
+        event = PointsChanged(member_id=change.member_id, sequence=change.balance.version,
+                              entry_ids=tuple(e.id for e in change.entries),
+                              balance=change.balance)
         payload = {"type": "PointsChanged", **dataclasses.asdict(event)}
         await ctx.broker.publish(points_channel(change.member_id), payload)
         await ctx.broker.publish(ALL_POINTS_CHANNEL, payload)

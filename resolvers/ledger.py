@@ -15,14 +15,14 @@ from domain.ledger import services
 from domain.ledger.campaigns import create_campaign
 from domain.ledger.jobs import run_ledger_jobs
 from domain.ledger.queries import entries_by_ids, verify_ledger
-from domain.ledger.values import Idempotency, Outcome
+from domain.ledger.values import Balance, Idempotency, Outcome
 from resolvers.events import (
     ALL_POINTS_CHANNEL,
     points_channel,
     publish_points_changed,
     publish_tier_changes,
 )
-from resolvers.permissions import require
+from resolvers.permissions import acting_for, require, watch_channel
 from schema.errors import BadUserInput, Forbidden, user_errors
 from schema.ledger import (
     AdjustPointsInput,
@@ -159,16 +159,9 @@ class LedgerMutations:
                               ) -> TransferPointsPayload:
         p = require(info, Role.MEMBER, Role.ADMIN)
         try:
-            if input.from_member_id is None:
-                if p.member_id is None:
-                    raise DomainError(ErrorCode.INVALID_INPUT, "fromMemberId is required.",
-                                      ["fromMemberId"])
-                from_id = p.member_id
-            else:
-                from_id = _member_id(input.from_member_id, "fromMemberId")
-            if p.role is Role.MEMBER and from_id != p.member_id:
-                raise DomainError(ErrorCode.FORBIDDEN, "You may only give your own points.",
-                                  ["fromMemberId"])
+            from_id = acting_for(p, None if input.from_member_id is None else
+                                 _member_id(input.from_member_id, "fromMemberId"),
+                                 "fromMemberId")
             to_id = _member_id(input.to_member_id, "toMemberId")
             outcome = await _published(info, await services.transfer_points(
                 from_id, to_id, input.points, input.note, _idem(p, input.idempotency_key, {
@@ -228,15 +221,10 @@ class LedgerSubscriptions:
         self, info: strawberry.Info, member_id: relay.GlobalID | None = None
     ) -> AsyncGenerator[PointsChangedEventType, None]:
         p = require(info, Role.MEMBER, *STAFF, Role.INTEGRATION)
-        if member_id is None:
-            channel = points_channel(p.member_id) if p.member_id else ALL_POINTS_CHANNEL
-        else:
-            key = node_id(member_id, "Member")
-            if key is None:
-                raise BadUserInput("memberId is not a member id.")
-            if not can_view_member(p, key):
-                raise Forbidden("You may only watch your own points.")
-            channel = points_channel(key)
+        key = None
+        if member_id is not None and (key := node_id(member_id, "Member")) is None:
+            raise BadUserInput("memberId is not a member id.")
+        channel = watch_channel(p, key, points_channel, ALL_POINTS_CHANNEL)
         async with info.context.broker.subscribe(channel) as messages:
             async for message in messages:
                 info.context.reset_loaders()
@@ -244,15 +232,11 @@ class LedgerSubscriptions:
 
 
 async def _event(info: strawberry.Info, message: dict[str, Any]) -> PointsChangedEventType:
-    from domain.ledger.values import Balance
-
     member_id = int(message["member_id"])
     member = await info.context.loaders.member.load(member_id)
     found = await entries_by_ids(message["entry_ids"])
     entries = [LedgerEntryType.from_domain(found[i]) for i in message["entry_ids"] if i in found]
-    balance = Balance(member_id, message["available"], message["pending"],
-                      message["lifetime_earned"], message["lifetime_spent"], message["expired"],
-                      message["qualifying_points"], message["sequence"])
+    balance = Balance(**message["balance"])
     return PointsChangedEventType(
         member=MemberType.from_domain(member), entry=entries[-1] if entries else None,
         entries=entries, balance=PointsBalanceType.from_domain(balance),

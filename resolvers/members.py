@@ -14,8 +14,8 @@ from domain.members.events import MemberUpdated
 from domain.members.model import MarketingConsent, Registration
 from domain.members.model import MemberFilter as DomainMemberFilter
 from resolvers.events import ALL_MEMBERS_CHANNEL, member_channel, publish_member_updated
-from resolvers.permissions import forbid_roles, principal, require
-from schema.errors import BadUserInput, Forbidden, user_error, user_errors
+from resolvers.permissions import acting_for, forbid_roles, principal, require, watch_channel
+from schema.errors import BadUserInput, user_error, user_errors
 from schema.members import (
     EraseMemberInput,
     IssueMemberTokenInput,
@@ -191,16 +191,8 @@ class MemberMutations:
                             ) -> UpdateMemberPayload:
         p = require(info, Role.MEMBER, *STAFF)
         try:
-            if input.member_id is None:
-                if p.member_id is None:
-                    raise DomainError(ErrorCode.INVALID_INPUT, "memberId is required.",
-                                      ["memberId"])
-                member_id = p.member_id
-            else:
-                member_id = _member_key(input.member_id, "memberId")
-            if p.role is Role.MEMBER and member_id != p.member_id:
-                raise DomainError(ErrorCode.FORBIDDEN, "You may only change your own profile.",
-                                  ["memberId"])
+            member_id = acting_for(p, None if input.member_id is None else
+                                   _member_key(input.member_id, "memberId"), "memberId")
             changes: dict[str, Any] = {}
             for name in ("name", "birthday", "tags"):
                 value = getattr(input, name)
@@ -259,13 +251,10 @@ class MemberSubscriptions:
         self, info: strawberry.Info, member_id: strawberry.ID | None = None
     ) -> AsyncGenerator[MemberType, None]:
         p = require(info, Role.MEMBER, *PROFILE_READERS)
-        if member_id is None:
-            channel = member_channel(p.member_id) if p.member_id else ALL_MEMBERS_CHANNEL
-        else:
-            key = node_id(member_id, "Member")
-            if key is None or not can_view_member(p, key):
-                raise Forbidden("You may only watch your own member.")
-            channel = member_channel(key)
+        key = None
+        if member_id is not None and (key := node_id(member_id, "Member")) is None:
+            raise BadUserInput("memberId is not a member id.")
+        channel = watch_channel(p, key, member_channel, ALL_MEMBERS_CHANNEL)
         # A subscriber that falls behind is dropped by the broker; the client sees an error
         # (code SLOW_CONSUMER) and resubscribes, then refetches.
         async with info.context.broker.subscribe(channel) as messages:

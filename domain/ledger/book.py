@@ -121,20 +121,23 @@ class Book:
                                    purchase_id=purchase_id, qualifying=qualifying)
         touched: list[LotRow] = []
         for view, take in drawn:
-            lot = by_id[view.id]
-            lot.remaining -= take
-            await lot.save(update_fields=["remaining"])
-            await AllocationRow.create(entry_id=entry.id, lot_id=lot.id, points=take)
-            if lot.matured:
-                self.row.available -= take
-            else:
-                self.row.pending -= take
-            touched.append(lot)
+            await self._draw(entry, by_id[view.id], take)
+            touched.append(by_id[view.id])
         if kind in (EntryKind.CLAWBACK, EntryKind.ADJUSTMENT):
             self.row.lifetime_earned -= total
         else:
             self.row.lifetime_spent += total
         return entry, touched
+
+    async def _draw(self, entry: LedgerEntryRow, lot: LotRow, points: int) -> None:
+        """Take `points` from `lot` for the debit `entry`, recording the allocation."""
+        lot.remaining -= points
+        await lot.save(update_fields=["remaining"])
+        await AllocationRow.create(entry_id=entry.id, lot_id=lot.id, points=points)
+        if lot.matured:
+            self.row.available -= points
+        else:
+            self.row.pending -= points
 
     async def _spendable_lots(self, include_pending: bool) -> list[LotRow]:
         qs = LotRow.filter(member_id=self.member_id, remaining__gt=0)
@@ -158,13 +161,7 @@ class Book:
             points = lot.remaining
             entry = await self._append(EntryKind.EXPIRE, -points, self.now,
                                        reason="points expired")
-            lot.remaining = 0
-            await lot.save(update_fields=["remaining"])
-            await AllocationRow.create(entry_id=entry.id, lot_id=lot.id, points=points)
-            if lot.matured:
-                self.row.available -= points
-            else:
-                self.row.pending -= points
+            await self._draw(entry, lot, points)
             self.row.expired += points
             self.expired_points += points
 

@@ -4,21 +4,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from domain.ledger.values import Balance
+
 
 @dataclass(frozen=True)
 class PointsChanged:
-    """A member's balance moved. `sequence` rises by one per change of that member, so a
-    subscriber that sees a gap knows it missed one and refetches."""
+    """A member's balance moved. `sequence` (the balance's version) rises by one per change
+    of that member, so a subscriber that sees a gap knows it missed one and refetches."""
 
     member_id: int
     sequence: int
     entry_ids: tuple[int, ...]
-    available: int
-    pending: int
-    lifetime_earned: int
-    lifetime_spent: int
-    expired: int
-    qualifying_points: int
+    balance: Balance
 
 
 @dataclass(frozen=True)
