@@ -75,6 +75,7 @@ class Migration(migrations.Migration):
                 ('lifetime_spent', fields.BigIntField(default=0)),
                 ('expired', fields.BigIntField(default=0)),
                 ('qualifying_points', fields.BigIntField(default=0)),
+                ('qualifying_until', fields.DatetimeField(null=True, auto_now=False, auto_now_add=False)),
                 ('version', fields.BigIntField(default=0)),
                 ('last_seq', fields.BigIntField(default=0)),
                 ('last_hash', fields.CharField(default='0000000000000000000000000000000000000000000000000000000000000000', max_length=64)),

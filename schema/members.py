@@ -89,7 +89,7 @@ class MemberType(relay.Node):
     ) -> LedgerEntryConnection:
         size, after_key = page_size(first), decode_cursor(after)
         page = await entries_page(self._member.id, after_key, size, kind)
-        return LedgerEntryConnection.build(page, LedgerEntryType.from_domain, lambda e: e.id,
+        return LedgerEntryConnection.build(page, LedgerEntryType.from_domain, lambda e: e.seq,
                                            after_key)
 
     @strawberry.field(description="Moves on the tier ladder, newest first.")

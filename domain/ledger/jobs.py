@@ -7,6 +7,7 @@ worker or host runs them at a time.
 
 from __future__ import annotations
 
+import calendar
 import logging
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -18,7 +19,7 @@ from tortoise.transactions import in_transaction
 from domain import clock
 from domain.ledger.book import open_book
 from domain.ledger.services import credit_bonus
-from domain.ledger.tables import JobLeaseRow, LotRow
+from domain.ledger.tables import BalanceRow, JobLeaseRow, LotRow
 from domain.ledger.tiering import requalify
 from domain.ledger.values import Balance, Change, Entry, Idempotency
 from domain.members.model import MemberStatus
@@ -48,14 +49,17 @@ async def run_ledger_jobs(now: datetime | None = None) -> JobReport:
     lapsed: list[int] = await MemberRow.filter(  # type: ignore[assignment]
         tier_valid_until__lte=now,
         status=MemberStatus.ACTIVE.value).values_list("id", flat=True)
-    for member_id in sorted(set(due) | set(lapsed)):
+    stale: list[int] = await BalanceRow.filter(  # type: ignore[assignment]
+        qualifying_until__lte=now).values_list("member_id", flat=True)
+    for member_id in sorted(set(due) | set(lapsed) | set(stale)):
         async with in_transaction():
             book = await open_book(member_id, now)
-            if member_id in lapsed:
+            if member_id in lapsed or member_id in stale:
                 member = await MemberRow.get(id=member_id)
-                if member.tier_valid_until and member.tier_valid_until <= now:
-                    await requalify(book, member, program.tier_window_days, upgrade=True,
-                                    downgrade=True)
+                held = member.tier_valid_until is not None and member.tier_valid_until > now
+                # refresh qualifying points; a tier whose hold has lapsed may move down
+                await requalify(book, member, program.tier_window_days, upgrade=True,
+                                downgrade=not held)
             await book.save()
         report.expired_points += book.expired_points
         report.matured_points += book.matured_points
@@ -66,8 +70,11 @@ async def run_ledger_jobs(now: datetime | None = None) -> JobReport:
                                          tuple(Entry.of(e) for e in book.entries)))
     if program.birthday_bonus > 0:
         today = now.date()
+        days = [today.strftime("%m-%d")]
+        if days == ["02-28"] and not calendar.isleap(today.year):
+            days.append("02-29")  # leap-day birthdays are celebrated on the 28th
         birthdays: list[int] = await MemberRow.filter(  # type: ignore[assignment]
-            birthday_md=today.strftime("%m-%d"),
+            birthday_md__in=days,
                                            status=MemberStatus.ACTIVE.value
                                            ).values_list("id", flat=True)
         for member_id in birthdays:

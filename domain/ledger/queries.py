@@ -30,14 +30,16 @@ async def expiring_soon(member_id: int, days: int, now: datetime | None = None) 
     return sum(values)
 
 
-async def entries_page(member_id: int, after_id: int | None, first: int,
+async def entries_page(member_id: int, after_seq: int | None, first: int,
                        kinds: list[EntryKind] | None = None) -> Page[Entry]:
+    """Newest first, keyed on the member's sequence: the unique (member, seq) index serves
+    both the filter and the order, however long the ledger grows."""
     qs = LedgerEntryRow.filter(member_id=member_id)
     if kinds:
         qs = qs.filter(kind__in=[k.value for k in kinds])
     total = await qs.count()
-    page_qs = qs.filter(id__lt=after_id) if after_id is not None else qs
-    rows = await page_qs.order_by("-id").limit(first + 1)
+    page_qs = qs.filter(seq__lt=after_seq) if after_seq is not None else qs
+    rows = await page_qs.order_by("-seq").limit(first + 1)
     return Page([Entry.of(r) for r in rows[:first]], len(rows) > first, total)
 
 

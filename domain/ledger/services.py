@@ -20,7 +20,7 @@ from domain import clock
 from domain.errors import Collector, DomainError, ErrorCode
 from domain.ledger.book import Book, open_book
 from domain.ledger.model import EntryKind, purchase_points, reversal_target
-from domain.ledger.tables import CampaignRow, LedgerEntryRow, PurchaseRow
+from domain.ledger.tables import CampaignRow, IdempotencyRow, LedgerEntryRow, PurchaseRow
 from domain.ledger.tiering import requalify
 from domain.ledger.values import (
     Balance,
@@ -58,6 +58,21 @@ async def _attempt(work: Callable[[], Awaitable[tuple[dict[str, Any], list[Book]
             if attempt == 2:
                 raise
     raise AssertionError("unreachable")
+
+
+async def _replay(idem: Idempotency) -> Outcome | None:
+    """A request whose key was already used is answered before anything else is checked:
+    with the first result (even if the clock or the program has moved since), or with
+    IDEMPOTENCY_CONFLICT. The claim inside the transaction still settles races."""
+    check_key(idem.key)
+    row = await IdempotencyRow.filter(scope=idem.scope, key=idem.key.strip()).first()
+    if row is None or not row.result:
+        return None
+    if row.request_hash != idem.request_hash:
+        raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT,
+                          "This idempotencyKey was used for a different request.",
+                          ["idempotencyKey"])
+    return await _outcome(dict(row.result), [], True)
 
 
 async def _active_member(member_id: int, field: str = "memberId") -> MemberRow:
@@ -104,6 +119,8 @@ async def _campaigns_for(at: datetime, tier_id: int | None) -> list[CampaignRow]
 
 async def record_purchase(member_id: int, order_id: str, amount: Decimal, currency: str | None,
                           occurred_at: datetime | None, idem: Idempotency) -> Outcome:
+    if (replayed := await _replay(idem)) is not None:
+        return replayed
     now = clock.utcnow()
     program = await get_program()
     errors = Collector()
@@ -123,7 +140,6 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
                    "occurredAt")
     errors.check()
     amount = _money(amount, "amount")
-    check_key(idem.key)
 
     async def work() -> tuple[dict[str, Any], list[Book]]:
         member = await _active_member(member_id)
@@ -166,7 +182,8 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
 
 
 async def refund_purchase(order_id: str, amount: Decimal | None, idem: Idempotency) -> Outcome:
-    check_key(idem.key)
+    if (replayed := await _replay(idem)) is not None:
+        return replayed
     if amount is not None:
         amount = _money(amount, "amount")
     now = clock.utcnow()
@@ -217,6 +234,8 @@ async def refund_purchase(order_id: str, amount: Decimal | None, idem: Idempoten
 
 async def adjust_points(member_id: int, points: int, reason: str, available_at: datetime | None,
                         expires_at: datetime | None, idem: Idempotency) -> Outcome:
+    if (replayed := await _replay(idem)) is not None:
+        return replayed
     now = clock.utcnow()
     errors = Collector()
     if points == 0 or abs(points) > MAX_POINTS:
@@ -233,7 +252,6 @@ async def adjust_points(member_id: int, points: int, reason: str, available_at: 
     if expires_at is not None and expires_at <= max(start, now):
         errors.add("expiresAt must be after now and after availableAt.", "expiresAt")
     errors.check()
-    check_key(idem.key)
     program = await get_program()
     if points > 0 and expires_at is None and program.expiry_days is not None:
         expires_at = start + timedelta(days=program.expiry_days)
@@ -258,6 +276,8 @@ async def adjust_points(member_id: int, points: int, reason: str, available_at: 
 
 async def transfer_points(from_id: int, to_id: int, points: int, note: str | None,
                           idem: Idempotency) -> Outcome:
+    if (replayed := await _replay(idem)) is not None:
+        return replayed
     now = clock.utcnow()
     errors = Collector()
     if from_id == to_id:
@@ -267,7 +287,6 @@ async def transfer_points(from_id: int, to_id: int, points: int, note: str | Non
     if note is not None and len(note) > 200:
         errors.add("The note is at most 200 characters.", "note")
     errors.check()
-    check_key(idem.key)
 
     async def work() -> tuple[dict[str, Any], list[Book]]:
         await _active_member(from_id, "fromMemberId")

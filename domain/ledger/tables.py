@@ -22,6 +22,7 @@ class BalanceRow(Model):
     lifetime_spent = fields.BigIntField(default=0)
     expired = fields.BigIntField(default=0)
     qualifying_points = fields.BigIntField(default=0)
+    qualifying_until = fields.DatetimeField(null=True)  # when qualifying_points next drops
     version = fields.BigIntField(default=0)  # bumped on every change: the event sequence
     last_seq = fields.BigIntField(default=0)  # the member's newest entry
     last_hash = fields.CharField(max_length=64, default="0" * 64)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tortoise.expressions import Q, Subquery
+from tortoise.expressions import Q
 
 from domain.ledger.book import Book
 from domain.ledger.events import TierChanged
@@ -20,26 +20,32 @@ from domain.tiers.services import list_tiers
 from domain.tiers.tables import TierChangeRow
 
 
-async def qualifying_points(member_id: int, now: datetime, window_days: int) -> int:
+async def qualifying_points(member_id: int, now: datetime, window_days: int
+                            ) -> tuple[int, datetime | None]:
+    """The member's qualifying points now, and when that number next drops by itself (the
+    first contribution to leave the window), so the jobs know when to refresh it."""
     since = now - timedelta(days=window_days)
     # A purchase's entries (its earn, bonuses and refund clawbacks) count while the
     # purchase is in the window, so a clawback never outlives what it reverses.
-    in_window = PurchaseRow.filter(member_id=member_id, occurred_at__gte=since).values("id")
-    values: list[int] = await LedgerEntryRow.filter(  # type: ignore[assignment]
+    purchases: dict[int, datetime] = dict(await PurchaseRow.filter(  # type: ignore[arg-type]
+        member_id=member_id, occurred_at__gte=since).values_list("id", "occurred_at"))
+    rows = await LedgerEntryRow.filter(
         Q(purchase_id__isnull=True, occurred_at__gte=since)
-        | Q(purchase_id__in=Subquery(in_window)),
+        | Q(purchase_id__in=list(purchases)),
         member_id=member_id, qualifying__not=0,
-    ).values_list("qualifying", flat=True)
-    return max(sum(values), 0)
+    ).values_list("qualifying", "occurred_at", "purchase_id")
+    dates = [purchases[pid] if pid is not None else at for _, at, pid in rows]
+    window = timedelta(days=window_days)
+    return max(sum(q for q, _, _ in rows), 0), (min(dates) + window if dates else None)
 
 
 async def requalify(book: Book, member: MemberRow, window_days: int, *, upgrade: bool,
                     downgrade: bool = False) -> TierChanged | None:
     """Refresh the member's qualifying points; move its tier up (and, for the jobs, down)."""
     now = book.now
-    points = await qualifying_points(member.id, now, window_days)
-    if points != book.row.qualifying_points:
-        book.row.qualifying_points = points
+    points, until = await qualifying_points(member.id, now, window_days)
+    if points != book.row.qualifying_points or until != book.row.qualifying_until:
+        book.row.qualifying_points, book.row.qualifying_until = points, until
         book.touched = True
     tiers = await list_tiers()
     target = tier_for(points, tiers)

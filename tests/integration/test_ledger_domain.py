@@ -102,3 +102,15 @@ async def test_pending_matures_and_old_points_expire(app: object) -> None:
     again = await run_ledger_jobs(utcnow() + timedelta(days=28))
     assert (again.expired_points, again.matured_points) == (0, 0)
     await assert_ledger_consistent(m)
+
+
+async def test_only_one_process_holds_the_jobs_lease(app: object) -> None:
+    from domain.ledger.jobs import acquire_lease
+
+    now = utcnow()
+    assert await acquire_lease("jobs", "host-a:1", 60, now)
+    assert not await acquire_lease("jobs", "host-b:2", 60, now + timedelta(seconds=30))
+    assert await acquire_lease("jobs", "host-a:1", 60, now + timedelta(seconds=30))  # renews
+    # once the holder stops renewing, another takes over
+    assert await acquire_lease("jobs", "host-b:2", 60, now + timedelta(seconds=91))
+    assert not await acquire_lease("jobs", "host-a:1", 60, now + timedelta(seconds=92))
