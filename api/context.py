@@ -17,7 +17,7 @@ from api.cache import Cache
 from api.settings import Settings
 from api.throttle import Throttle
 from domain.access import Principal
-from domain.ledger.queries import balances
+from domain.ledger.queries import balances, expiring_soon
 from domain.ledger.values import Balance
 from domain.members.model import Member
 from domain.members.services import get_members_by_ids
@@ -35,10 +35,19 @@ async def _load_balances(ids: list[int]) -> list[Balance]:
     return [found[i] for i in ids]
 
 
+async def _load_expiring(keys: list[tuple[int, int]]) -> list[int]:
+    by_days: dict[int, list[int]] = {}
+    for member_id, days in keys:
+        by_days.setdefault(days, []).append(member_id)
+    totals = {days: await expiring_soon(ids, days) for days, ids in by_days.items()}
+    return [totals[days][member_id] for member_id, days in keys]
+
+
 class Loaders:
     def __init__(self) -> None:
         self.member: DataLoader[int, Member | None] = DataLoader(load_fn=_load_members)
         self.balance: DataLoader[int, Balance] = DataLoader(load_fn=_load_balances)
+        self.expiring: DataLoader[tuple[int, int], int] = DataLoader(load_fn=_load_expiring)
         self._tiers: list[Tier] | None = None
 
     async def tiers(self) -> list[Tier]:

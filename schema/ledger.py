@@ -11,9 +11,9 @@ from strawberry import relay
 
 from domain.access import can_view_member
 from domain.ledger.model import EntryKind
-from domain.ledger.queries import TierChange, Verification, expiring_soon
+from domain.ledger.queries import TierChange, Verification
 from domain.ledger.values import Balance, Entry, Purchase
-from schema.errors import UserError
+from schema.errors import BadUserInput, UserError
 from schema.relay import Connection, global_id
 
 if TYPE_CHECKING:
@@ -41,12 +41,10 @@ class PointsBalanceType:
                    lifetime_spent=b.lifetime_spent, expired=b.expired, _balance=b)
 
     @strawberry.field(description="Points that expire within `days` unless spent.")
-    async def expiring_soon(self, days: int = 30) -> int:
+    async def expiring_soon(self, info: strawberry.Info, days: int = 30) -> int:
         if not 1 <= days <= 3650:
-            from schema.errors import BadUserInput
-
             raise BadUserInput("days must be between 1 and 3650.")
-        return await expiring_soon(self._balance.member_id, days)
+        return await info.context.loaders.expiring.load((self._balance.member_id, days))
 
 
 @strawberry.type(name="LedgerEntry", description="One append-only ledger line; `points` is "

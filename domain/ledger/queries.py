@@ -21,13 +21,19 @@ async def balances(member_ids: Iterable[int]) -> dict[int, Balance]:
     return {i: found.get(i) or Balance.empty(i) for i in ids}
 
 
-async def expiring_soon(member_id: int, days: int, now: datetime | None = None) -> int:
+async def expiring_soon(member_ids: Iterable[int], days: int, now: datetime | None = None
+                        ) -> dict[int, int]:
+    """Per member, the points in lots that expire within `days` (one query for all)."""
     now = now or clock.utcnow()
-    values: list[int] = await LotRow.filter(  # type: ignore[assignment]
-        member_id=member_id, remaining__gt=0, expires_at__gt=now,
+    ids = list(member_ids)
+    rows = await LotRow.filter(
+        member_id__in=ids, remaining__gt=0, expires_at__gt=now,
         expires_at__lte=now + timedelta(days=days),
-    ).values_list("remaining", flat=True)
-    return sum(values)
+    ).values_list("member_id", "remaining")
+    totals = dict.fromkeys(ids, 0)
+    for member_id, remaining in rows:
+        totals[member_id] += remaining
+    return totals
 
 
 async def entries_page(member_id: int, after_seq: int | None, first: int,
