@@ -48,6 +48,8 @@ def build_services(settings: Settings) -> Services:
                             settings.subscriber_queue_size),
         login_throttle=Throttle(cache, "login", settings.login_max_failures,
                                 settings.login_lockout_seconds),
+        coupon_throttle=Throttle(cache, "coupon", settings.coupon_max_failures,
+                                 settings.login_lockout_seconds),
     )
 
 

@@ -25,6 +25,7 @@ MODEL_MODULES = [
     "domain.tiers.tables",
     "domain.members.tables",
     "domain.ledger.tables",
+    "domain.rewards.tables",
 ]
 CONNECT_TIMEOUT = 5.0
 

@@ -13,8 +13,9 @@ import logging
 import os
 import socket
 
-from api.context import Services
-from domain.ledger.jobs import acquire_lease, run_ledger_jobs
+from api.context import Services, invalidate_catalogue
+from domain.jobs import run_due_jobs
+from domain.ledger.jobs import acquire_lease
 from resolvers.events import publish_points_changed, publish_tier_changes
 
 log = logging.getLogger(__name__)
@@ -43,12 +44,16 @@ class Scheduler:
         """Run the jobs if this process holds the lease; True if it did."""
         if not await acquire_lease(LEASE, self.holder, self.interval * 3):
             return False
-        report = await run_ledger_jobs()
-        await publish_points_changed(self.services, report.changes)
-        await publish_tier_changes(self.services, report.tier_changes)  # type: ignore[arg-type]
-        if report.expired_points or report.matured_points or report.tiers_changed:
-            log.info("jobs: %s points expired, %s matured, %s tiers changed",
-                     report.expired_points, report.matured_points, report.tiers_changed)
+        report = await run_due_jobs()
+        ledger = report.ledger
+        await publish_points_changed(self.services, ledger.changes)
+        await publish_tier_changes(self.services, ledger.tier_changes)  # type: ignore[arg-type]
+        if report.redemptions_expired:
+            await invalidate_catalogue(self.services.cache)
+        if ledger.expired_points or ledger.matured_points or ledger.tiers_changed:
+            log.info("jobs: %s points expired, %s matured, %s tiers changed, %s coupons "
+                     "expired", ledger.expired_points, ledger.matured_points,
+                     ledger.tiers_changed, report.redemptions_expired)
         return True
 
     async def _loop(self) -> None:

@@ -20,6 +20,8 @@ from domain.ledger.values import Idempotency
 from domain.members.model import MarketingConsent, Registration
 from domain.members.services import find_member, register_member
 from domain.program.services import update_program
+from domain.rewards.model import RewardDraft
+from domain.rewards.services import all_rewards, create_reward
 from domain.tiers.model import TicketPriority, TierDraft
 from domain.tiers.services import create_tier, list_tiers
 
@@ -57,6 +59,19 @@ async def _seed(count: int) -> str:
     for draft in DEMO_TIERS:
         if draft.name not in existing:
             await create_tier(draft)
+    gold = next(t.id for t in await list_tiers() if t.name == "Gold")
+    have = {r.name for r in await all_rewards()}
+    for reward in [
+        RewardDraft("Free coffee", 150, "Any size, any blend.", "drinks", stock=None,
+                    coupon_validity_days=30),
+        RewardDraft("$5 off your next order", 500, "On orders over $25.", "vouchers",
+                    stock=1000, per_member_limit=3, coupon_validity_days=60),
+        RewardDraft("Airport lounge pass", 2500, "One visit, one guest.", "experiences",
+                    stock=50, per_member_limit=1, min_tier_id=gold, coupon_validity_days=90),
+        RewardDraft("Tote bag", 800, "Organic cotton.", "merch", stock=5),
+    ]:
+        if reward.name not in have:
+            await create_reward(reward)
     created = purchases = 0
     for i in range(count):
         email = "demo@loyalgraph.dev" if i == 0 else f"member{i}@loyalgraph.dev"
@@ -87,5 +102,5 @@ async def _seed(count: int) -> str:
                 clock.utcnow() - timedelta(days=rng.randint(0, 25), hours=rng.randint(0, 23)),
                 Idempotency("seed", order, {"order": order}))
             purchases += 1
-    return (f"seeded: 3 tiers (Silver, Gold, Platinum), {created} new members, "
+    return (f"seeded: 3 tiers (Silver, Gold, Platinum), 4 rewards, {created} new members, "
             f"{purchases} purchases; log in as demo@loyalgraph.dev / {DEMO_PASSWORD}")

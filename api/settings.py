@@ -49,6 +49,7 @@ class Settings:
     max_tokens: int = 2000
     login_max_failures: int = 5
     login_lockout_seconds: int = 900
+    coupon_max_failures: int = 20
     subscriber_queue_size: int = 256
     scheduler_interval: int = 60
     password_time_cost: int = 3
@@ -110,6 +111,7 @@ class Settings:
             max_tokens=s.integer("MAX_TOKENS", 2000, 100, 100000),
             login_max_failures=s.integer("LOGIN_MAX_FAILURES", 5, 1, 1000),
             login_lockout_seconds=s.integer("LOGIN_LOCKOUT_SECONDS", 900, 1, 86400),
+            coupon_max_failures=s.integer("COUPON_MAX_FAILURES", 20, 1, 100000),
             subscriber_queue_size=s.integer("SUBSCRIBER_QUEUE_SIZE", 256, 1, 100000),
             scheduler_interval=s.integer("SCHEDULER_INTERVAL", 60, 0, 86400),
             password_time_cost=s.integer("PASSWORD_TIME_COST", 3, 1, 20),

@@ -11,9 +11,9 @@ from strawberry import relay
 
 from domain.access import STAFF, Principal, Role, can_view_member
 from domain.errors import DomainError, ErrorCode
+from domain.jobs import run_due_jobs
 from domain.ledger import services
 from domain.ledger.campaigns import create_campaign
-from domain.ledger.jobs import run_ledger_jobs
 from domain.ledger.queries import entries_by_ids, verify_ledger
 from domain.ledger.values import Balance, Idempotency, Outcome
 from resolvers.events import (
@@ -47,7 +47,7 @@ from schema.members import MemberType
 from schema.relay import global_id, node_id
 
 
-def _idem(p: Principal, key: str, request: dict[str, Any]) -> Idempotency:
+def idempotency(p: Principal, key: str, request: dict[str, Any]) -> Idempotency:
     """Keys are unique per caller: the same key from two callers are two requests."""
     return Idempotency(f"{p.role.value if p.role else '-'}:{p.subject}", key.strip(), request)
 
@@ -96,7 +96,7 @@ class LedgerMutations:
             member_id = _member_id(input.member_id, "memberId")
             outcome = await _published(info, await services.record_purchase(
                 member_id, input.order_id, input.amount, input.currency, input.occurred_at,
-                _idem(p, input.idempotency_key, {
+                idempotency(p, input.idempotency_key, {
                     "op": "recordPurchase", "member": member_id, "order": input.order_id,
                     "amount": str(input.amount), "currency": input.currency,
                     "occurredAt": input.occurred_at.isoformat() if input.occurred_at else None,
@@ -117,7 +117,7 @@ class LedgerMutations:
         p = require(info, Role.INTEGRATION, Role.ADMIN)
         try:
             outcome = await _published(info, await services.refund_purchase(
-                input.order_id, input.amount, _idem(p, input.idempotency_key, {
+                input.order_id, input.amount, idempotency(p, input.idempotency_key, {
                     "op": "refundPurchase", "order": input.order_id,
                     "amount": str(input.amount) if input.amount is not None else None})))
         except DomainError as e:
@@ -142,7 +142,7 @@ class LedgerMutations:
             member_id = _member_id(input.member_id, "memberId")
             outcome = await _published(info, await services.adjust_points(
                 member_id, input.points, input.reason, input.available_at, input.expires_at,
-                _idem(p, input.idempotency_key, {
+                idempotency(p, input.idempotency_key, {
                     "op": "adjustPoints", "member": member_id, "points": input.points,
                     "reason": input.reason,
                     "availableAt": str(input.available_at), "expiresAt": str(input.expires_at),
@@ -164,7 +164,7 @@ class LedgerMutations:
                                  "fromMemberId")
             to_id = _member_id(input.to_member_id, "toMemberId")
             outcome = await _published(info, await services.transfer_points(
-                from_id, to_id, input.points, input.note, _idem(p, input.idempotency_key, {
+                from_id, to_id, input.points, input.note, idempotency(p, input.idempotency_key, {
                     "op": "transferPoints", "from": from_id, "to": to_id,
                     "points": input.points, "note": input.note})))
         except DomainError as e:
@@ -203,13 +203,17 @@ class LedgerMutations:
                                      "expire points, re-evaluate tiers, birthday bonuses.")
     async def run_scheduled_jobs(self, info: strawberry.Info) -> RunScheduledJobsPayload:
         require(info, Role.ADMIN)
-        report = await run_ledger_jobs()
-        await publish_points_changed(info.context, report.changes)
-        await publish_tier_changes(info.context, report.tier_changes)  # type: ignore[arg-type]
+        report = await run_due_jobs()
+        ledger = report.ledger
+        await publish_points_changed(info.context, ledger.changes)
+        await publish_tier_changes(info.context, ledger.tier_changes)  # type: ignore[arg-type]
+        if report.redemptions_expired:
+            await info.context.invalidate_catalogue()
         return RunScheduledJobsPayload(
-            expired_points=report.expired_points, matured_points=report.matured_points,
-            tiers_changed=report.tiers_changed, birthday_bonuses=report.birthday_bonuses,
-            tickets_breached=0, redemptions_expired=0, user_errors=[])
+            expired_points=ledger.expired_points, matured_points=ledger.matured_points,
+            tiers_changed=ledger.tiers_changed, birthday_bonuses=ledger.birthday_bonuses,
+            tickets_breached=0, redemptions_expired=report.redemptions_expired,
+            user_errors=[])
 
 
 @strawberry.type

@@ -8,7 +8,10 @@ from resolvers.ledger import LedgerMutations, LedgerQueries, LedgerSubscriptions
 from resolvers.members import MemberMutations, MemberQueries, MemberSubscriptions
 from resolvers.node import NodeQueries
 from resolvers.program import ProgramMutations, ProgramQueries
+from resolvers.rewards import RewardMutations, RewardQueries
 
-Query = merge_types("Query", (NodeQueries, MemberQueries, ProgramQueries, LedgerQueries))
-Mutation = merge_types("Mutation", (MemberMutations, ProgramMutations, LedgerMutations))
+Query = merge_types("Query", (NodeQueries, MemberQueries, ProgramQueries, LedgerQueries,
+                             RewardQueries))
+Mutation = merge_types("Mutation", (MemberMutations, ProgramMutations, LedgerMutations,
+                                   RewardMutations))
 Subscription = merge_types("Subscription", (MemberSubscriptions, LedgerSubscriptions))

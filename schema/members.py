@@ -10,6 +10,7 @@ from strawberry import relay
 from domain.access import Role, can_view_member
 from domain.ledger.queries import entries_page, tier_history
 from domain.members.model import Member, MemberStatus
+from domain.rewards.services import redemptions_page
 from domain.tiers.model import progress, tier_for
 from schema.errors import UserError
 from schema.ledger import (
@@ -21,6 +22,7 @@ from schema.ledger import (
 )
 from schema.program import TierProgressType, TierType
 from schema.relay import Connection, decode_cursor, page_size
+from schema.rewards import RedemptionConnection, RedemptionStatusEnum, RedemptionType
 
 MemberStatusEnum = strawberry.enum(MemberStatus, name="MemberStatus")
 RoleEnum = strawberry.enum(Role, name="Role")
@@ -91,6 +93,16 @@ class MemberType(relay.Node):
         page = await entries_page(self._member.id, after_key, size, kind)
         return LedgerEntryConnection.build(page, LedgerEntryType.from_domain, lambda e: e.seq,
                                            after_key)
+
+    @strawberry.field(description="Rewards the member redeemed, newest first.")
+    async def redemptions(
+        self, first: int | None = None, after: str | None = None,
+        status: RedemptionStatusEnum | None = None,  # type: ignore[valid-type]
+    ) -> RedemptionConnection:
+        size, after_key = page_size(first), decode_cursor(after)
+        page = await redemptions_page(self._member.id, after_key, size, status)
+        return RedemptionConnection.build(page, RedemptionType.from_domain, lambda r: r.id,
+                                          after_key)
 
     @strawberry.field(description="Moves on the tier ladder, newest first.")
     async def tier_history(self, first: int | None = None) -> list[TierChangeType]:

@@ -1,39 +1,26 @@
 """Use cases that move points: purchases, refunds, adjustments, transfers, bonuses.
 
-Each runs in one transaction that first locks the member's balance (`open_book`), then
-claims its idempotency key, then writes. A concurrent duplicate (same key, or same order
-id) loses on a unique index, rolls back, and is retried once, when it finds the winner's
-result. Services return an `Outcome` whose `changes` the caller publishes after commit.
+Each answers a replayed idempotency key first, then runs in one transaction (see
+`domain.ledger.uow`) that locks the member's balance (`open_book`), claims the key, then
+writes. A concurrent duplicate (same key, or same order id) loses on a unique index, rolls
+back, and is retried, when it finds the winner's result. Services return an `Outcome`
+whose `changes` the caller publishes after commit.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
-
-from tortoise.exceptions import IntegrityError, TransactionManagementError
-from tortoise.transactions import in_transaction
 
 from domain import clock
 from domain.errors import Collector, DomainError, ErrorCode
 from domain.ledger.book import Book, open_book
 from domain.ledger.model import EntryKind, purchase_points, reversal_target
-from domain.ledger.tables import CampaignRow, IdempotencyRow, LedgerEntryRow, PurchaseRow
+from domain.ledger.tables import CampaignRow, PurchaseRow
 from domain.ledger.tiering import requalify
-from domain.ledger.values import (
-    Balance,
-    Change,
-    Entry,
-    Idempotency,
-    Outcome,
-    Purchase,
-    check_key,
-    claim,
-    remember,
-)
-from domain.members.model import MemberStatus
+from domain.ledger.uow import active_member, outcome_of, replay, run_once_idempotent
+from domain.ledger.values import Idempotency, Outcome, claim, remember
 from domain.members.tables import MemberRow
 from domain.program.services import get_program
 from domain.tiers.model import tier_for
@@ -42,61 +29,6 @@ from domain.tiers.services import list_tiers
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_AMOUNT = Decimal("1000000000")
 MAX_POINTS = 100_000_000
-
-
-async def _attempt(work: Callable[[], Awaitable[tuple[dict[str, Any], list[Book]]]]
-                   ) -> tuple[dict[str, Any], list[Book], bool]:
-    """Run `work` in a transaction; once more if a concurrent twin won a unique index."""
-    for attempt in range(3):
-        try:
-            async with in_transaction():
-                result, books = await work()
-                for book in books:  # also on a replay: settling may have moved points
-                    await book.save()
-            return result, books, bool(result.get("replayed"))
-        except (IntegrityError, TransactionManagementError):
-            if attempt == 2:
-                raise
-    raise AssertionError("unreachable")
-
-
-async def _replay(idem: Idempotency) -> Outcome | None:
-    """A request whose key was already used is answered before anything else is checked:
-    with the first result (even if the clock or the program has moved since), or with
-    IDEMPOTENCY_CONFLICT. The claim inside the transaction still settles races."""
-    check_key(idem.key)
-    row = await IdempotencyRow.filter(scope=idem.scope, key=idem.key.strip()).first()
-    if row is None or not row.result:
-        return None
-    if row.request_hash != idem.request_hash:
-        raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT,
-                          "This idempotencyKey was used for a different request.",
-                          ["idempotencyKey"])
-    return await _outcome(dict(row.result), [], True)
-
-
-async def _active_member(member_id: int, field: str = "memberId") -> MemberRow:
-    member = await MemberRow.get_or_none(id=member_id)
-    if member is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "No such member.", [field])
-    if member.status != MemberStatus.ACTIVE.value:
-        raise DomainError(ErrorCode.INVALID_STATE, "The member is not active.", [field])
-    return member
-
-
-async def _outcome(result: dict[str, Any], books: list[Book], replayed: bool) -> Outcome:
-    entry_rows = await LedgerEntryRow.filter(id__in=result.get("entries", [])).order_by("id")
-    entries = tuple(Entry.of(r) for r in entry_rows)
-    changes = tuple(Change(b.member_id, Balance.of(b.row), tuple(Entry.of(e) for e in b.entries))
-                    for b in books if b.changed)
-    purchase = None
-    if result.get("purchase"):
-        row = await PurchaseRow.get(id=result["purchase"])
-        purchase = Purchase.of(row)
-    return Outcome(entries=entries, changes=changes, replayed=replayed, purchase=purchase,
-                   points_reversed=int(result.get("points_reversed", 0)),
-                   shortfall=int(result.get("shortfall", 0)),
-                   tier_changes=tuple(c for b in books for c in b.tier_changes))
 
 
 def _money(value: Decimal, field: str) -> Decimal:
@@ -119,7 +51,7 @@ async def _campaigns_for(at: datetime, tier_id: int | None) -> list[CampaignRow]
 
 async def record_purchase(member_id: int, order_id: str, amount: Decimal, currency: str | None,
                           occurred_at: datetime | None, idem: Idempotency) -> Outcome:
-    if (replayed := await _replay(idem)) is not None:
+    if (replayed := await replay(idem)) is not None:
         return replayed
     now = clock.utcnow()
     program = await get_program()
@@ -142,7 +74,7 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
     amount = _money(amount, "amount")
 
     async def work() -> tuple[dict[str, Any], list[Book]]:
-        member = await _active_member(member_id)
+        member = await active_member(member_id)
         book = await open_book(member_id, now)
         stored = await claim(idem)
         if stored is not None:
@@ -178,11 +110,11 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
         await remember(idem, result)
         return result, [book]
 
-    return await _outcome(*await _attempt(work))
+    return await outcome_of(*await run_once_idempotent(work))
 
 
 async def refund_purchase(order_id: str, amount: Decimal | None, idem: Idempotency) -> Outcome:
-    if (replayed := await _replay(idem)) is not None:
+    if (replayed := await replay(idem)) is not None:
         return replayed
     if amount is not None:
         amount = _money(amount, "amount")
@@ -229,12 +161,12 @@ async def refund_purchase(order_id: str, amount: Decimal | None, idem: Idempoten
         await remember(idem, result)
         return result, [book]
 
-    return await _outcome(*await _attempt(work))
+    return await outcome_of(*await run_once_idempotent(work))
 
 
 async def adjust_points(member_id: int, points: int, reason: str, available_at: datetime | None,
                         expires_at: datetime | None, idem: Idempotency) -> Outcome:
-    if (replayed := await _replay(idem)) is not None:
+    if (replayed := await replay(idem)) is not None:
         return replayed
     now = clock.utcnow()
     errors = Collector()
@@ -257,7 +189,7 @@ async def adjust_points(member_id: int, points: int, reason: str, available_at: 
         expires_at = start + timedelta(days=program.expiry_days)
 
     async def work() -> tuple[dict[str, Any], list[Book]]:
-        await _active_member(member_id)
+        await active_member(member_id)
         book = await open_book(member_id, now)
         stored = await claim(idem)
         if stored is not None:
@@ -271,12 +203,12 @@ async def adjust_points(member_id: int, points: int, reason: str, available_at: 
         await remember(idem, result)
         return result, [book]
 
-    return await _outcome(*await _attempt(work))
+    return await outcome_of(*await run_once_idempotent(work))
 
 
 async def transfer_points(from_id: int, to_id: int, points: int, note: str | None,
                           idem: Idempotency) -> Outcome:
-    if (replayed := await _replay(idem)) is not None:
+    if (replayed := await replay(idem)) is not None:
         return replayed
     now = clock.utcnow()
     errors = Collector()
@@ -289,8 +221,8 @@ async def transfer_points(from_id: int, to_id: int, points: int, note: str | Non
     errors.check()
 
     async def work() -> tuple[dict[str, Any], list[Book]]:
-        await _active_member(from_id, "fromMemberId")
-        await _active_member(to_id, "toMemberId")
+        await active_member(from_id, "fromMemberId")
+        await active_member(to_id, "toMemberId")
         first, second = sorted((from_id, to_id))  # lock in id order: no deadlocks
         books = {first: await open_book(first, now), second: await open_book(second, now)}
         stored = await claim(idem)
@@ -307,7 +239,7 @@ async def transfer_points(from_id: int, to_id: int, points: int, note: str | Non
         await remember(idem, result)
         return result, list(books.values())
 
-    return await _outcome(*await _attempt(work))
+    return await outcome_of(*await run_once_idempotent(work))
 
 
 async def credit_bonus(member_id: int, points: int, reason: str, idem: Idempotency,
@@ -330,4 +262,4 @@ async def credit_bonus(member_id: int, points: int, reason: str, idem: Idempoten
         await remember(idem, result)
         return result, [book]
 
-    return await _outcome(*await _attempt(work))
+    return await outcome_of(*await run_once_idempotent(work))

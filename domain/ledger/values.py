@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
 from typing import Any
@@ -94,6 +94,7 @@ class Outcome:
     points_reversed: int = 0
     shortfall: int = 0
     tier_changes: tuple[Any, ...] = ()  # domain.ledger.events.TierChanged
+    result: dict[str, Any] = field(default_factory=dict)  # what the idempotency key stores
 
 
 @dataclass(frozen=True)

@@ -26,6 +26,7 @@ class ProgramSettings:
     signup_bonus: int = 0
     birthday_bonus: int = 0
     purchase_retro_days: int = 30
+    refund_expired_redemptions: bool = False
     updated_at: Any = None
 
     def changed(self, **changes: Any) -> ProgramSettings:

@@ -21,6 +21,7 @@ class ProgramRow(Model):
     signup_bonus = fields.IntField()
     birthday_bonus = fields.IntField()
     purchase_retro_days = fields.IntField(default=30, null=True)  # added by 0002; null = 30
+    refund_expired_redemptions = fields.BooleanField(default=False, null=True)  # 0003
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
@@ -38,5 +39,6 @@ class ProgramRow(Model):
             birthday_bonus=self.birthday_bonus,
             purchase_retro_days=(30 if self.purchase_retro_days is None
                                  else self.purchase_retro_days),
+            refund_expired_redemptions=bool(self.refund_expired_redemptions),
             updated_at=self.updated_at,
         )

@@ -1,0 +1,83 @@
+"""The unit of work shared by every use case that moves points (ledger, rewards, later
+partners): run the work in one transaction, save the books it opened, retry once when a
+concurrent twin won a unique index, and answer replays of an idempotency key first."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from tortoise.exceptions import IntegrityError, TransactionManagementError
+from tortoise.transactions import in_transaction
+
+from domain.errors import DomainError, ErrorCode
+from domain.ledger.book import Book
+from domain.ledger.tables import IdempotencyRow, LedgerEntryRow, PurchaseRow
+from domain.ledger.values import (
+    Balance,
+    Change,
+    Entry,
+    Idempotency,
+    Outcome,
+    Purchase,
+    check_key,
+)
+from domain.members.model import MemberStatus
+from domain.members.tables import MemberRow
+
+Work = Callable[[], Awaitable[tuple[dict[str, Any], list[Book]]]]
+
+
+async def run_once_idempotent(work: Work) -> tuple[dict[str, Any], list[Book], bool]:
+    """Run `work` in a transaction; once more if a concurrent twin won a unique index."""
+    for attempt in range(3):
+        try:
+            async with in_transaction():
+                result, books = await work()
+                for book in books:  # also on a replay: settling may have moved points
+                    await book.save()
+            return result, books, bool(result.get("replayed"))
+        except (IntegrityError, TransactionManagementError):
+            if attempt == 2:
+                raise
+    raise AssertionError("unreachable")
+
+
+async def replay(idem: Idempotency) -> Outcome | None:
+    """A request whose key was already used is answered before anything else is checked:
+    with the first result (even if the clock or the program has moved since), or with
+    IDEMPOTENCY_CONFLICT. The claim inside the transaction still settles races."""
+    check_key(idem.key)
+    row = await IdempotencyRow.filter(scope=idem.scope, key=idem.key.strip()).first()
+    if row is None or not row.result:
+        return None
+    if row.request_hash != idem.request_hash:
+        raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT,
+                          "This idempotencyKey was used for a different request.",
+                          ["idempotencyKey"])
+    return await outcome_of(dict(row.result), [], True)
+
+
+async def active_member(member_id: int, field: str = "memberId") -> MemberRow:
+    member = await MemberRow.get_or_none(id=member_id)
+    if member is None:
+        raise DomainError(ErrorCode.NOT_FOUND, "No such member.", [field])
+    if member.status != MemberStatus.ACTIVE.value:
+        raise DomainError(ErrorCode.INVALID_STATE, "The member is not active.", [field])
+    return member
+
+
+async def outcome_of(result: dict[str, Any], books: list[Book], replayed: bool) -> Outcome:
+    entry_rows = await LedgerEntryRow.filter(id__in=result.get("entries", [])).order_by("id")
+    entries = tuple(Entry.of(r) for r in entry_rows)
+    changes = tuple(Change(b.member_id, Balance.of(b.row), tuple(Entry.of(e) for e in b.entries))
+                    for b in books if b.changed)
+    purchase = None
+    if result.get("purchase"):
+        row = await PurchaseRow.get(id=result["purchase"])
+        purchase = Purchase.of(row)
+    return Outcome(entries=entries, changes=changes, replayed=replayed, purchase=purchase,
+                   result=result,
+                   points_reversed=int(result.get("points_reversed", 0)),
+                   shortfall=int(result.get("shortfall", 0)),
+                   tier_changes=tuple(c for b in books for c in b.tier_changes))

@@ -1,0 +1,158 @@
+"""The rewards catalogue's pure rules: what a reward is, who may take it, coupon codes.
+
+Invariant: a reward's `remaining` (when its stock is tracked) never goes below zero and
+never exceeds its stock; every redemption holds one unit and one unguessable code.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from enum import Enum
+from typing import Any
+
+from domain.errors import Collector
+
+#: No 0/O, 1/I/L look-alikes: codes are read aloud and typed at tills.
+COUPON_ALPHABET = "ABCDEFGHJKMNPQRSTUVWXYZ23456789"
+COUPON_LENGTH = 12  # 31^12, about 2^59 codes
+
+
+class RedemptionStatus(str, Enum):
+    ISSUED = "ISSUED"
+    USED = "USED"
+    EXPIRED = "EXPIRED"
+    CANCELLED = "CANCELLED"
+
+
+class Ineligibility(str, Enum):
+    """Why a member cannot take a reward right now (the first reason that applies)."""
+
+    NOT_AVAILABLE = "NOT_AVAILABLE"
+    TIER_REQUIRED = "TIER_REQUIRED"
+    LIMIT_REACHED = "LIMIT_REACHED"
+    OUT_OF_STOCK = "OUT_OF_STOCK"
+    INSUFFICIENT_POINTS = "INSUFFICIENT_POINTS"
+
+
+@dataclass(frozen=True)
+class Reward:
+    id: int
+    name: str
+    description: str | None
+    category: str | None
+    image_url: str | None
+    terms: str | None
+    points_cost: int
+    stock: int | None
+    remaining: int | None
+    per_member_limit: int | None
+    min_tier_id: int | None
+    valid_from: datetime | None
+    valid_until: datetime | None
+    active: bool
+    coupon_validity_days: int | None
+    created_at: datetime
+
+    def available_at(self, now: datetime) -> bool:
+        return (self.active and (self.valid_from is None or self.valid_from <= now)
+                and (self.valid_until is None or now < self.valid_until))
+
+    def to_json(self) -> dict[str, Any]:
+        data = self.__dict__.copy()
+        for key in ("valid_from", "valid_until", "created_at"):
+            data[key] = data[key].isoformat() if data[key] else None
+        return data
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Reward:
+        data = dict(data)
+        for key in ("valid_from", "valid_until", "created_at"):
+            data[key] = datetime.fromisoformat(data[key]) if data[key] else None
+        return cls(**data)
+
+
+@dataclass(frozen=True)
+class RewardDraft:
+    name: str
+    points_cost: int
+    description: str | None = None
+    category: str | None = None
+    image_url: str | None = None
+    terms: str | None = None
+    stock: int | None = None
+    per_member_limit: int | None = None
+    min_tier_id: int | None = None
+    valid_from: datetime | None = None
+    valid_until: datetime | None = None
+    active: bool = True
+    coupon_validity_days: int | None = None
+
+
+@dataclass(frozen=True)
+class Redemption:
+    id: int
+    reward_id: int
+    member_id: int
+    code: str
+    status: RedemptionStatus
+    points_spent: int
+    created_at: datetime
+    expires_at: datetime | None
+    used_at: datetime | None
+    cancelled_at: datetime | None
+    cancel_reason: str | None
+
+
+def new_coupon_code() -> str:
+    return "".join(secrets.choice(COUPON_ALPHABET) for _ in range(COUPON_LENGTH))
+
+
+def normalize_code(raw: str) -> str:
+    return raw.strip().upper().replace("-", "").replace(" ", "")
+
+
+def ineligibility(reward: Reward, now: datetime, *, tier_rank: int, min_tier_rank: int | None,
+                  taken: int, available_points: int) -> Ineligibility | None:
+    """The first reason a member cannot redeem `reward`, or None if it can."""
+    if not reward.available_at(now):
+        return Ineligibility.NOT_AVAILABLE
+    if min_tier_rank is not None and tier_rank < min_tier_rank:
+        return Ineligibility.TIER_REQUIRED
+    if reward.per_member_limit is not None and taken >= reward.per_member_limit:
+        return Ineligibility.LIMIT_REACHED
+    if reward.remaining is not None and reward.remaining <= 0:
+        return Ineligibility.OUT_OF_STOCK
+    if available_points < reward.points_cost:
+        return Ineligibility.INSUFFICIENT_POINTS
+    return None
+
+
+def validate_draft(d: RewardDraft) -> None:
+    errors = Collector()
+    if not 1 <= len(d.name.strip()) <= 100:
+        errors.add("Name must be 1 to 100 characters.", "name")
+    if not 1 <= d.points_cost <= 10_000_000:
+        errors.add("Points cost must be between 1 and 10,000,000.", "pointsCost")
+    for text, name, limit in ((d.description, "description", 2000), (d.terms, "terms", 4000),
+                              (d.category, "category", 50)):
+        if text is not None and len(text) > limit:
+            errors.add(f"At most {limit} characters.", name)
+    if d.category is not None and not d.category.strip():
+        errors.add("Category cannot be blank.", "category")
+    if d.image_url is not None and (len(d.image_url) > 500
+                                    or not d.image_url.startswith(("https://", "http://"))):
+        errors.add("Image URL must be an http(s) URL of at most 500 characters.", "imageUrl")
+    if d.stock is not None and not 0 <= d.stock <= 10_000_000:
+        errors.add("Stock must be between 0 and 10,000,000 (null: unlimited).", "stock")
+    if d.per_member_limit is not None and not 1 <= d.per_member_limit <= 1000:
+        errors.add("Per-member limit must be between 1 and 1000 (null: none).", "perMemberLimit")
+    if d.valid_from and d.valid_until and d.valid_until <= d.valid_from:
+        errors.add("validUntil must be after validFrom.", "validUntil")
+    if d.coupon_validity_days is not None and not 1 <= d.coupon_validity_days <= 3650:
+        errors.add("Coupon validity must be between 1 and 3650 days.", "couponValidityDays")
+    for when, name in ((d.valid_from, "validFrom"), (d.valid_until, "validUntil")):
+        if when is not None and when.tzinfo is None:
+            errors.add("Give the time with its UTC offset.", name)
+    errors.check()
