@@ -40,7 +40,8 @@ def _given(obj: Any, names: list[str], non_null: set[str]) -> dict[str, Any]:
 
 
 PROGRAM_FIELDS = ["name", "currency", "points_per_unit", "pending_days", "expiry_days",
-                  "tier_window_days", "signup_bonus", "birthday_bonus", "purchase_retro_days"]
+                  "tier_window_days", "signup_bonus", "birthday_bonus", "purchase_retro_days",
+                  "refund_expired_redemptions"]
 TIER_FIELDS = ["name", "rank", "threshold", "earn_multiplier", "benefits", "support_priority"]
 
 

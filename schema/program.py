@@ -30,6 +30,8 @@ class ProgramType:
     birthday_bonus: int
     purchase_retro_days: int = strawberry.field(
         description="How old a purchase may be when it is recorded.")
+    refund_expired_redemptions: bool = strawberry.field(
+        description="Whether a coupon that expires unused gives its points back.")
     updated_at: datetime | None
 
     @classmethod
@@ -39,7 +41,7 @@ class ProgramType:
             pending_days=p.pending_days, expiry_days=p.expiry_days,
             tier_window_days=p.tier_window_days, signup_bonus=p.signup_bonus,
             birthday_bonus=p.birthday_bonus, purchase_retro_days=p.purchase_retro_days,
-            updated_at=p.updated_at,
+            refund_expired_redemptions=p.refund_expired_redemptions, updated_at=p.updated_at,
         )
 
 
@@ -102,6 +104,7 @@ class UpdateProgramInput:
     signup_bonus: int | None = strawberry.UNSET
     birthday_bonus: int | None = strawberry.UNSET
     purchase_retro_days: int | None = strawberry.UNSET
+    refund_expired_redemptions: bool | None = strawberry.UNSET
 
 
 @strawberry.type
