@@ -141,8 +141,12 @@ class RewardMutations:
                             ) -> RedemptionPayload:
         p = require(info, Role.MEMBER, Role.ADMIN)
         try:
-            member_id = acting_for(p, None if input.member_id is None else
-                                   node_id(input.member_id, "Member") or 0, "memberId")
+            named = None
+            if input.member_id is not None:
+                named = node_id(input.member_id, "Member")
+                if named is None:
+                    raise DomainError(ErrorCode.NOT_FOUND, "No such member.", ["memberId"])
+            member_id = acting_for(p, named, "memberId")
             reward_id = _reward_key(input.reward_id)
             done = await services.redeem_reward(reward_id, member_id, idempotency(
                 p, input.idempotency_key,
