@@ -114,3 +114,15 @@ async def test_only_one_process_holds_the_jobs_lease(app: object) -> None:
     # once the holder stops renewing, another takes over
     assert await acquire_lease("jobs", "host-b:2", 60, now + timedelta(seconds=91))
     assert not await acquire_lease("jobs", "host-a:1", 60, now + timedelta(seconds=92))
+
+
+async def test_campaign_times_need_an_offset(app: object) -> None:
+    from datetime import datetime
+
+    from domain.ledger.campaigns import create_campaign
+    from domain.ledger.tables import CampaignRow
+
+    with pytest.raises(DomainError) as bad:
+        await create_campaign("Double", Decimal("2"), 0, datetime(2026, 1, 1), None, [])
+    assert (bad.value.code, bad.value.field) == (ErrorCode.INVALID_INPUT, ["startsAt"])
+    assert await CampaignRow.all().count() == 0
