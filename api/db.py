@@ -26,6 +26,8 @@ MODEL_MODULES = [
     "domain.members.tables",
     "domain.ledger.tables",
     "domain.rewards.tables",
+    "domain.surveys.tables",
+    "domain.tickets.tables",
 ]
 CONNECT_TIMEOUT = 5.0
 

@@ -41,7 +41,7 @@ def _given(obj: Any, names: list[str], non_null: set[str]) -> dict[str, Any]:
 
 PROGRAM_FIELDS = ["name", "currency", "points_per_unit", "pending_days", "expiry_days",
                   "tier_window_days", "signup_bonus", "birthday_bonus", "purchase_retro_days",
-                  "refund_expired_redemptions"]
+                  "refund_expired_redemptions", "sla_targets", "ticket_reopen_days"]
 TIER_FIELDS = ["name", "rank", "threshold", "earn_multiplier", "benefits", "support_priority"]
 
 
@@ -66,6 +66,10 @@ class ProgramMutations:
             changes = _given(input, PROGRAM_FIELDS, set(PROGRAM_FIELDS) - {"expiry_days"})
             if "currency" in changes:
                 changes["currency"] = changes["currency"].strip().upper()
+            if "sla_targets" in changes:
+                changes["sla_targets"] = {
+                    t.priority.value: (t.first_response_minutes, t.resolution_minutes)
+                    for t in changes["sla_targets"]}
             program = await program_services.update_program(changes)
         except DomainError as e:
             return UpdateProgramPayload(program=None, user_errors=user_errors(e))

@@ -16,6 +16,20 @@ TicketPriorityEnum = strawberry.enum(TicketPriority, name="TicketPriority",
                                      description="Support priority, least to most urgent.")
 
 
+@strawberry.type(name="SlaTarget", description="How fast a ticket of one priority is served.")
+class SlaTargetType:
+    priority: TicketPriorityEnum  # type: ignore[valid-type]
+    first_response_minutes: int
+    resolution_minutes: int
+
+
+@strawberry.input
+class SlaTargetInput:
+    priority: TicketPriorityEnum  # type: ignore[valid-type]
+    first_response_minutes: int
+    resolution_minutes: int
+
+
 @strawberry.type(name="Program", description="The loyalty program's settings.")
 class ProgramType:
     name: str
@@ -32,6 +46,10 @@ class ProgramType:
         description="How old a purchase may be when it is recorded.")
     refund_expired_redemptions: bool = strawberry.field(
         description="Whether a coupon that expires unused gives its points back.")
+    sla_targets: list[SlaTargetType] = strawberry.field(
+        description="Support response and resolution targets, most urgent first.")
+    ticket_reopen_days: int = strawberry.field(
+        description="Days after resolution during which a member may reopen its ticket.")
     updated_at: datetime | None
 
     @classmethod
@@ -41,7 +59,12 @@ class ProgramType:
             pending_days=p.pending_days, expiry_days=p.expiry_days,
             tier_window_days=p.tier_window_days, signup_bonus=p.signup_bonus,
             birthday_bonus=p.birthday_bonus, purchase_retro_days=p.purchase_retro_days,
-            refund_expired_redemptions=p.refund_expired_redemptions, updated_at=p.updated_at,
+            refund_expired_redemptions=p.refund_expired_redemptions,
+            sla_targets=[SlaTargetType(priority=TicketPriority(k), first_response_minutes=f,
+                                       resolution_minutes=r)
+                         for k, (f, r) in sorted(p.sla_targets.items(),
+                                                 key=lambda kv: -TicketPriority(kv[0]).weight)],
+            ticket_reopen_days=p.ticket_reopen_days, updated_at=p.updated_at,
         )
 
 
@@ -105,6 +128,9 @@ class UpdateProgramInput:
     birthday_bonus: int | None = strawberry.UNSET
     purchase_retro_days: int | None = strawberry.UNSET
     refund_expired_redemptions: bool | None = strawberry.UNSET
+    sla_targets: list[SlaTargetInput] | None = strawberry.field(
+        default=strawberry.UNSET, description="Only the priorities given are changed.")
+    ticket_reopen_days: int | None = strawberry.UNSET
 
 
 @strawberry.type

@@ -6,13 +6,21 @@ Invariant: a `ProgramSettings` value is always valid (see `validate_program`).
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any
 
 from domain.errors import Collector
 
 MAX_POINTS_PER_UNIT = Decimal("10000")
+
+#: Minutes to first response and to resolution, per ticket priority (the contract's defaults).
+DEFAULT_SLA: dict[str, tuple[int, int]] = {
+    "URGENT": (60, 8 * 60),
+    "HIGH": (4 * 60, 24 * 60),
+    "NORMAL": (24 * 60, 72 * 60),
+    "LOW": (72 * 60, 168 * 60),
+}
 
 
 @dataclass(frozen=True)
@@ -27,6 +35,8 @@ class ProgramSettings:
     birthday_bonus: int = 0
     purchase_retro_days: int = 30
     refund_expired_redemptions: bool = False
+    sla_targets: Any = field(default_factory=lambda: dict(DEFAULT_SLA))
+    ticket_reopen_days: int = 14
     updated_at: Any = None
 
     def changed(self, **changes: Any) -> ProgramSettings:
@@ -61,6 +71,14 @@ def validate_program(p: ProgramSettings) -> None:
     for attr, name in (("signup_bonus", "signupBonus"), ("birthday_bonus", "birthdayBonus")):
         if not 0 <= getattr(p, attr) <= 1_000_000:
             errors.add("Bonus must be between 0 and 1,000,000 points.", name)
+    if set(p.sla_targets) != set(DEFAULT_SLA) or any(
+        not (1 <= first <= 60 * 24 * 90 and first <= resolve <= 60 * 24 * 365)
+        for first, resolve in p.sla_targets.values()
+    ):
+        errors.add("Give every priority a first response and a resolution time in minutes "
+                   "(first response at most 90 days, not after resolution).", "slaTargets")
+    if not 0 <= p.ticket_reopen_days <= 365:
+        errors.add("Reopen window must be between 0 and 365 days.", "ticketReopenDays")
     if not 0 <= p.purchase_retro_days <= 3650:
         errors.add("Purchase retro window must be between 0 and 3650 days.",
                    "purchaseRetroDays")

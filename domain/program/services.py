@@ -23,6 +23,9 @@ async def update_program(changes: dict[str, Any]) -> ProgramSettings:
     async with in_transaction():
         row = await ProgramRow.get_or_none(id=PROGRAM_ROW_ID)
         current = row.to_domain() if row else DEFAULTS
+        if "sla_targets" in changes:  # the priorities given replace theirs, the rest stay
+            changes = {**changes, "sla_targets": {**current.sla_targets,
+                                                  **changes["sla_targets"]}}
         updated = current.changed(**changes)
         validate_program(updated)
         values = {name: getattr(updated, name) for name in _FIELDS}

@@ -5,7 +5,7 @@ from __future__ import annotations
 from tortoise import fields
 from tortoise.models import Model
 
-from domain.program.model import ProgramSettings
+from domain.program.model import DEFAULT_SLA, ProgramSettings
 
 PROGRAM_ROW_ID = 1
 
@@ -22,6 +22,8 @@ class ProgramRow(Model):
     birthday_bonus = fields.IntField()
     purchase_retro_days = fields.IntField(default=30, null=True)  # added by 0002; null = 30
     refund_expired_redemptions = fields.BooleanField(default=False, null=True)  # 0003
+    sla_targets: dict[str, list[int]] | None = fields.JSONField(null=True)  # type: ignore[assignment]  # 0004
+    ticket_reopen_days = fields.IntField(null=True)  # 0004; null = 14
     updated_at = fields.DatetimeField(auto_now=True)
 
     class Meta:
@@ -40,5 +42,7 @@ class ProgramRow(Model):
             purchase_retro_days=(30 if self.purchase_retro_days is None
                                  else self.purchase_retro_days),
             refund_expired_redemptions=bool(self.refund_expired_redemptions),
+            sla_targets={k: tuple(v) for k, v in (self.sla_targets or DEFAULT_SLA).items()},
+            ticket_reopen_days=14 if self.ticket_reopen_days is None else self.ticket_reopen_days,
             updated_at=self.updated_at,
         )
