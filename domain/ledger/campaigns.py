@@ -33,9 +33,9 @@ async def create_campaign(name: str, multiplier: Decimal, bonus_points: int,
                           starts_at: datetime | None, ends_at: datetime | None,
                           tier_ids: list[int]) -> Campaign:
     errors = Collector()
-    for when, name in ((starts_at, "startsAt"), (ends_at, "endsAt")):
+    for when, field in ((starts_at, "startsAt"), (ends_at, "endsAt")):
         if when is not None and when.tzinfo is None:
-            errors.add("Give the time with its UTC offset.", name)
+            errors.add("Give the time with its UTC offset.", field)
     errors.check()
     starts_at = starts_at or clock.utcnow()
     if not 1 <= len(name.strip()) <= 100:
