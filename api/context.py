@@ -24,6 +24,8 @@ from domain.members.model import Member
 from domain.members.services import get_members_by_ids
 from domain.rewards.model import Ineligibility, Reward, ineligibility
 from domain.rewards.services import all_rewards, rewards_by_ids, taken_counts
+from domain.tickets.model import Ticket
+from domain.tickets.services import tickets_by_ids
 from domain.tiers.model import Tier, tier_for
 from domain.tiers.services import list_tiers
 
@@ -60,6 +62,11 @@ async def _load_rewards(ids: list[int]) -> list[Reward | None]:
     return [found.get(i) for i in ids]
 
 
+async def _load_tickets(ids: list[int]) -> list[Ticket | None]:
+    found = await tickets_by_ids(ids)
+    return [found.get(i) for i in ids]
+
+
 class Loaders:
     def __init__(self) -> None:
         self.reward: DataLoader[int, Reward | None] = DataLoader(load_fn=_load_rewards)
@@ -67,6 +74,7 @@ class Loaders:
         self.member: DataLoader[int, Member | None] = DataLoader(load_fn=_load_members)
         self.balance: DataLoader[int, Balance] = DataLoader(load_fn=_load_balances)
         self.expiring: DataLoader[tuple[int, int], int] = DataLoader(load_fn=_load_expiring)
+        self.ticket: DataLoader[int, Ticket | None] = DataLoader(load_fn=_load_tickets)
         self._tiers: list[Tier] | None = None
 
     async def tiers(self) -> list[Tier]:

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from datetime import datetime
 from typing import Any
 
 import strawberry
@@ -44,6 +45,7 @@ from domain.members.model import MemberStatus
 from domain.members.services import get_member
 from resolvers.root import Mutation, Query, Subscription
 from schema.errors import ApiError
+from schema.scalars import DATETIME
 
 log = logging.getLogger(__name__)
 
@@ -105,7 +107,8 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        config=StrawberryConfig(disable_field_suggestions=settings.is_production),
+        config=StrawberryConfig(disable_field_suggestions=settings.is_production,
+                                scalar_map={datetime: DATETIME}),
     )
 
 

@@ -16,7 +16,7 @@ import socket
 from api.context import Services, invalidate_catalogue
 from domain.jobs import run_due_jobs
 from domain.ledger.jobs import acquire_lease
-from resolvers.events import publish_points_changed, publish_tier_changes
+from resolvers.events import publish_points_changed, publish_ticket_events, publish_tier_changes
 
 log = logging.getLogger(__name__)
 
@@ -48,12 +48,15 @@ class Scheduler:
         ledger = report.ledger
         await publish_points_changed(self.services, ledger.changes)
         await publish_tier_changes(self.services, ledger.tier_changes)  # type: ignore[arg-type]
+        await publish_ticket_events(self.services, report.ticket_events)
         if report.redemptions_expired:
             await invalidate_catalogue(self.services.cache)
-        if ledger.expired_points or ledger.matured_points or ledger.tiers_changed:
+        if (ledger.expired_points or ledger.matured_points or ledger.tiers_changed
+                or report.redemptions_expired or report.tickets_breached):
             log.info("jobs: %s points expired, %s matured, %s tiers changed, %s coupons "
-                     "expired", ledger.expired_points, ledger.matured_points,
-                     ledger.tiers_changed, report.redemptions_expired)
+                     "expired, %s tickets breached their SLA", ledger.expired_points,
+                     ledger.matured_points, ledger.tiers_changed, report.redemptions_expired,
+                     report.tickets_breached)
         return True
 
     async def _loop(self) -> None:

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 
 from domain import clock
 from domain.ledger.jobs import JobReport, run_ledger_jobs
 from domain.rewards.services import expire_redemptions
+from domain.tickets.events import TicketEvent
+from domain.tickets.services import breach_slas
 
 
 @dataclass
 class Report:
     ledger: JobReport
     redemptions_expired: int
+    tickets_breached: int = 0
+    ticket_events: list[TicketEvent] = field(default_factory=list)
 
 
 async def run_due_jobs(now: datetime | None = None) -> Report:
@@ -21,4 +25,6 @@ async def run_due_jobs(now: datetime | None = None) -> Report:
     ledger = await run_ledger_jobs(now)
     expired, changes = await expire_redemptions(now)
     ledger.changes += changes
-    return Report(ledger=ledger, redemptions_expired=expired)
+    breached, ticket_events = await breach_slas(now)
+    return Report(ledger=ledger, redemptions_expired=expired, tickets_breached=breached,
+                  ticket_events=ticket_events)

@@ -10,6 +10,7 @@ from typing import Any
 from domain.ledger.events import PointsChanged, TierChanged
 from domain.ledger.values import Change
 from domain.members.events import MemberUpdated
+from domain.tickets.events import TicketEvent
 
 log = logging.getLogger(__name__)
 
@@ -50,3 +51,22 @@ async def publish_points_changed(ctx: Any, changes: Iterable[Change]) -> None:
         payload = {"type": "PointsChanged", **dataclasses.asdict(event)}
         await ctx.broker.publish(points_channel(change.member_id), payload)
         await ctx.broker.publish(ALL_POINTS_CHANNEL, payload)
+
+
+# --- support tickets ----------------------------------------------------------------------
+
+TICKETS_STAFF_CHANNEL = "tickets:staff"
+
+
+def ticket_member_channel(member_id: int) -> str:
+    return f"tickets:member:{member_id}"
+
+
+async def publish_ticket_events(ctx: Any, events: Iterable[TicketEvent]) -> None:
+    """After commit: every event to staff; to the ticket's member only what it may see
+    (never an internal note, never an assignment), so a member's channel never carries it."""
+    for event in events:
+        payload = {"type": "TicketEvent", **dataclasses.asdict(event)}
+        await ctx.broker.publish(TICKETS_STAFF_CHANNEL, payload)
+        if not event.internal:
+            await ctx.broker.publish(ticket_member_channel(event.member_id), payload)

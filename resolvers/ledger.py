@@ -20,6 +20,7 @@ from resolvers.events import (
     ALL_POINTS_CHANNEL,
     points_channel,
     publish_points_changed,
+    publish_ticket_events,
     publish_tier_changes,
 )
 from resolvers.permissions import acting_for, require, watch_channel
@@ -200,19 +201,22 @@ class LedgerMutations:
             user_errors=[])
 
     @strawberry.mutation(description="Run the due scheduled jobs now (ADMIN): mature and "
-                                     "expire points, re-evaluate tiers, birthday bonuses.")
+                                     "expire points, re-evaluate tiers, birthday bonuses, "
+                                     "expire coupons, flag tickets past their SLA targets.")
     async def run_scheduled_jobs(self, info: strawberry.Info) -> RunScheduledJobsPayload:
         require(info, Role.ADMIN)
         report = await run_due_jobs()
         ledger = report.ledger
         await publish_points_changed(info.context, ledger.changes)
         await publish_tier_changes(info.context, ledger.tier_changes)  # type: ignore[arg-type]
+        await publish_ticket_events(info.context, report.ticket_events)
         if report.redemptions_expired:
             await info.context.invalidate_catalogue()
         return RunScheduledJobsPayload(
             expired_points=ledger.expired_points, matured_points=ledger.matured_points,
             tiers_changed=ledger.tiers_changed, birthday_bonuses=ledger.birthday_bonuses,
-            tickets_breached=0, redemptions_expired=report.redemptions_expired,
+            tickets_breached=report.tickets_breached,
+            redemptions_expired=report.redemptions_expired,
             user_errors=[])
 
 

@@ -9,9 +9,12 @@ from resolvers.members import MemberMutations, MemberQueries, MemberSubscription
 from resolvers.node import NodeQueries
 from resolvers.program import ProgramMutations, ProgramQueries
 from resolvers.rewards import RewardMutations, RewardQueries
+from resolvers.surveys import SurveyMutations, SurveyQueries
+from resolvers.tickets import TicketMutations, TicketQueries, TicketSubscriptions
 
 Query = merge_types("Query", (NodeQueries, MemberQueries, ProgramQueries, LedgerQueries,
-                             RewardQueries))
+                             RewardQueries, SurveyQueries, TicketQueries))
 Mutation = merge_types("Mutation", (MemberMutations, ProgramMutations, LedgerMutations,
-                                   RewardMutations))
-Subscription = merge_types("Subscription", (MemberSubscriptions, LedgerSubscriptions))
+                                   RewardMutations, SurveyMutations, TicketMutations))
+Subscription = merge_types("Subscription", (MemberSubscriptions, LedgerSubscriptions,
+                                           TicketSubscriptions))

@@ -11,8 +11,10 @@ from domain.access import Role, can_view_member
 from domain.ledger.queries import entries_page, tier_history
 from domain.members.model import Member, MemberStatus
 from domain.rewards.services import redemptions_page
+from domain.tickets.model import TicketFilter
+from domain.tickets.services import tickets_page
 from domain.tiers.model import progress, tier_for
-from schema.errors import UserError
+from schema.errors import Forbidden, UserError
 from schema.ledger import (
     LedgerEntryConnection,
     LedgerEntryKindEnum,
@@ -23,6 +25,7 @@ from schema.ledger import (
 from schema.program import TierProgressType, TierType
 from schema.relay import Connection, decode_cursor, page_size
 from schema.rewards import RedemptionConnection, RedemptionStatusEnum, RedemptionType
+from schema.tickets import TicketConnection, TicketStatusEnum, TicketType, can_view_ticket
 
 MemberStatusEnum = strawberry.enum(MemberStatus, name="MemberStatus")
 RoleEnum = strawberry.enum(Role, name="Role")
@@ -103,6 +106,19 @@ class MemberType(relay.Node):
         page = await redemptions_page(self._member.id, after_key, size, status)
         return RedemptionConnection.build(page, RedemptionType.from_domain, lambda r: r.id,
                                           after_key)
+
+    @strawberry.field(description="The member's support tickets, newest first (staff and "
+                                  "the member itself).")
+    async def tickets(
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
+        status: TicketStatusEnum | None = None,  # type: ignore[valid-type]
+    ) -> TicketConnection:
+        if not can_view_ticket(info.context.principal, self._member.id):
+            raise Forbidden("Only staff and the member itself see its tickets.")
+        size, after_key = page_size(first), decode_cursor(after)
+        page = await tickets_page(TicketFilter(status=status, member_id=self._member.id),
+                                  after_key, size)
+        return TicketConnection.build(page, TicketType.from_domain, lambda t: t.id, after_key)
 
     @strawberry.field(description="Moves on the tier ladder, newest first.")
     async def tier_history(self, first: int | None = None) -> list[TierChangeType]:

@@ -243,8 +243,9 @@ async def transfer_points(from_id: int, to_id: int, points: int, note: str | Non
 
 
 async def credit_bonus(member_id: int, points: int, reason: str, idem: Idempotency,
-                       now: datetime | None = None) -> Outcome:
-    """A program bonus (sign-up, birthday): a BONUS credit that counts toward tiers."""
+                       now: datetime | None = None, *, qualifying: bool = True) -> Outcome:
+    """A program bonus (sign-up, birthday): a BONUS credit that counts toward tiers, unless
+    `qualifying` is False (survey rewards)."""
     now = now or clock.utcnow()
     program = await get_program()
     expires_at = now + timedelta(days=program.expiry_days) if program.expiry_days else None
@@ -255,7 +256,7 @@ async def credit_bonus(member_id: int, points: int, reason: str, idem: Idempoten
         if stored is not None:
             return {**stored, "replayed": True}, [book]
         entry = await book.credit(EntryKind.BONUS, points, reason=reason, expires_at=expires_at,
-                                  qualifying=points)
+                                  qualifying=points if qualifying else 0)
         member = await MemberRow.get(id=member_id)
         await requalify(book, member, program.tier_window_days, upgrade=True)
         result = {"entries": [entry.id]}

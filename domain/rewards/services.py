@@ -100,8 +100,9 @@ async def update_reward(reward_id: int, changes: dict[str, Any]) -> Reward:
 
 
 async def _units_held(reward_id: int) -> int:
-    return await RedemptionRow.filter(reward_id=reward_id).exclude(
-        status=RedemptionStatus.CANCELLED.value).count()
+    """Units redeemed and not given back (`_give_back` sets refund_entry_id whenever it
+    returns a unit: on cancelling, and on a refunded expiry)."""
+    return await RedemptionRow.filter(reward_id=reward_id, refund_entry_id__isnull=True).count()
 
 
 async def get_reward(reward_id: int) -> Reward | None:
@@ -255,6 +256,9 @@ async def cancel_redemption(redemption_id: int, reason: str | None) -> Redemptio
             raise DomainError(ErrorCode.INVALID_STATE,
                               f"Only an issued redemption can be cancelled; this one is "
                               f"{row.status.lower()}.", ["redemptionId"])
+        if row.expires_at and row.expires_at <= now:  # expired, not yet swept by the jobs
+            raise DomainError(ErrorCode.INVALID_STATE, "This coupon has expired.",
+                              ["redemptionId"])
         refund_id = await _give_back(book, row, "reward cancelled")
         row.status, row.cancelled_at = RedemptionStatus.CANCELLED.value, now
         row.cancel_reason, row.refund_entry_id = (reason or "").strip() or None, refund_id

@@ -9,7 +9,7 @@ Every refused operation is shown to have changed nothing, and every scenario end
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, timezone
 from typing import Any
 
 import pytest
@@ -18,6 +18,7 @@ from domain.access import Role
 from domain.ledger.tables import LedgerEntryRow
 from tests.conftest import GraphQLClient, error_codes
 from tests.e2e.ledger_helpers import (
+    ADJUST_POINTS,
     NODE,
     RECORD_PURCHASE,
     VERIFY,
@@ -867,27 +868,51 @@ async def test_a_member_sees_its_own_points_and_ledger_and_nobody_elses(
 # --- found while writing these tests --------------------------------------------------------
 
 
-async def test_datetimes_without_an_offset_are_invalid_input(gql: GraphQLClient,
-                                                             clock: Clock) -> None:
+async def test_datetimes_without_an_offset_are_bad_user_input(gql: GraphQLClient,
+                                                              clock: Clock) -> None:
     # given a member with some points
     m = await new_member(gql, "naive@example.com")
     check(await purchase(gql, m, "n-1", "10.00"))
     before = await snapshot(gql, m)
     naive = (clock.now - timedelta(days=1)).replace(tzinfo=None).isoformat()
     later = (clock.now + timedelta(days=10)).replace(tzinfo=None).isoformat()
+    integration, admin = gql.token(Role.INTEGRATION), gql.token(Role.ADMIN)
 
-    # when a purchase's occurredAt has no UTC offset: a user error, not an internal error
-    p = await purchase(gql, m, "n-2", "10.00", occurredAt=naive)
-    assert refused(p) == [("INVALID_INPUT", ["input", "occurredAt"])]
-
-    # when an adjustment's dates have none
-    r = await adjust(gql, m, 5, "promo", "n-adj-1", expiresAt=later)
-    assert refused(r) == [("INVALID_INPUT", ["input", "expiresAt"])]
-    r = await adjust(gql, m, 5, "promo", "n-adj-2", availableAt=naive)
-    assert refused(r) == [("INVALID_INPUT", ["input", "availableAt"])]
+    # when a purchase's occurredAt, or an adjustment's dates, have no UTC offset: the
+    # DateTime scalar refuses them as bad input (never an internal error)
+    for query, token, fields in (
+        (RECORD_PURCHASE, integration, {"memberId": m.id, "orderId": "n-2", "amount": "10",
+                                        "idempotencyKey": "n-2", "occurredAt": naive}),
+        (ADJUST_POINTS, admin, {"memberId": m.id, "points": 5, "reason": "promo",
+                                "idempotencyKey": "n-adj-1", "expiresAt": later}),
+        (ADJUST_POINTS, admin, {"memberId": m.id, "points": 5, "reason": "promo",
+                                "idempotencyKey": "n-adj-2", "availableAt": naive}),
+    ):
+        body = await gql.raw(query, {"input": fields}, token)
+        assert body["data"] is None
+        assert error_codes(body) == ["BAD_USER_INPUT"]
+        assert "offset" in body["errors"][0]["message"]
 
     # then nothing changed
     assert await snapshot(gql, m) == before
+    await consistent(m)
+
+
+async def test_times_in_any_offset_are_stored_and_compared_in_utc(gql: GraphQLClient,
+                                                                  clock: Clock) -> None:
+    # given a campaign that started two hours ago
+    m = await new_member(gql, "offset@example.com")
+    start = (clock.now - timedelta(hours=2)).replace(second=0, microsecond=0)
+    await create_campaign(gql, "Double", multiplier="2", startsAt=start.isoformat())
+    # when a purchase made half an hour before it started is reported in +02:00 (whose
+    # wall-clock time is after the start: text comparison would get this wrong)
+    local = (start - timedelta(minutes=30)).astimezone(timezone(timedelta(hours=2)))
+    p = check(await purchase(gql, m, "tz-1", "10.00", occurredAt=local.isoformat()))
+    # then the campaign (not yet started at that instant) does not apply
+    assert p["purchase"]["pointsEarned"] == 10
+    # and the time comes back in UTC
+    assert at(p["purchase"]["occurredAt"]) == local
+    assert p["purchase"]["occurredAt"].endswith("+00:00")
     await consistent(m)
 
 
