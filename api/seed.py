@@ -1,5 +1,5 @@
-"""The demo program behind `python app.py seed`: tiers, members with known passwords and
-a few weeks of purchases.
+"""The demo program behind `python app.py seed`: tiers, rewards, surveys, members with
+known passwords and a few weeks of purchases.
 
 Idempotent: running it twice adds nothing new. Goes through the domain services, so the
 demo data obeys every rule real data does.
@@ -22,6 +22,8 @@ from domain.members.services import find_member, register_member
 from domain.program.services import update_program
 from domain.rewards.model import RewardDraft
 from domain.rewards.services import all_rewards, create_reward
+from domain.surveys.model import QuestionDraft, QuestionType, SurveyDraft, SurveyKind
+from domain.surveys.services import create_survey, surveys_page
 from domain.tiers.model import TicketPriority, TierDraft
 from domain.tiers.services import create_tier, list_tiers
 
@@ -72,6 +74,21 @@ async def _seed(count: int) -> str:
     ]:
         if reward.name not in have:
             await create_reward(reward)
+    titles = {x.title for x in (await surveys_page(None, 100)).items}
+    for survey in [
+        SurveyDraft("How likely are you to recommend us?", SurveyKind.NPS, (
+            QuestionDraft("How likely are you to recommend us to a friend?",
+                          QuestionType.SCORE_0_10),
+            QuestionDraft("What is the main reason for your score?", QuestionType.TEXT,
+                          required=False)), points_reward=50),
+        SurveyDraft("Your last store visit", SurveyKind.CSAT, (
+            QuestionDraft("How satisfied were you with your visit?", QuestionType.SCORE_1_5),
+            QuestionDraft("Which store?", QuestionType.CHOICE,
+                          ("Downtown", "Airport", "Mall"), required=False)),
+            points_reward=20),
+    ]:
+        if survey.title not in titles:
+            await create_survey(survey)
     created = purchases = 0
     for i in range(count):
         email = "demo@loyalgraph.dev" if i == 0 else f"member{i}@loyalgraph.dev"
@@ -102,5 +119,6 @@ async def _seed(count: int) -> str:
                 clock.utcnow() - timedelta(days=rng.randint(0, 25), hours=rng.randint(0, 23)),
                 Idempotency("seed", order, {"order": order}))
             purchases += 1
-    return (f"seeded: 3 tiers (Silver, Gold, Platinum), 4 rewards, {created} new members, "
+    return (f"seeded: 3 tiers (Silver, Gold, Platinum), 4 rewards, 2 surveys, "
+            f"{created} new members, "
             f"{purchases} purchases; log in as demo@loyalgraph.dev / {DEMO_PASSWORD}")
