@@ -28,6 +28,7 @@ from domain.tickets.model import Ticket
 from domain.tickets.services import tickets_by_ids
 from domain.tiers.model import Tier, tier_for
 from domain.tiers.services import list_tiers
+from resolvers.events import CATALOGUE_VERSION, invalidate_catalogue
 
 
 async def _load_members(ids: list[int]) -> list[Member | None]:
@@ -171,9 +172,4 @@ class Context:
         self._catalogue = None
 
 
-CATALOGUE_VERSION = "rewards:version"
 CATALOGUE_TTL = 600.0
-
-
-async def invalidate_catalogue(cache: Cache) -> None:
-    await cache.incr(CATALOGUE_VERSION, 1)

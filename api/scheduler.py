@@ -13,10 +13,10 @@ import logging
 import os
 import socket
 
-from api.context import Services, invalidate_catalogue
+from api.context import Services
 from domain.jobs import run_due_jobs
 from domain.ledger.jobs import acquire_lease
-from resolvers.events import publish_points_changed, publish_ticket_events, publish_tier_changes
+from resolvers.events import publish_job_report
 
 log = logging.getLogger(__name__)
 
@@ -46,11 +46,7 @@ class Scheduler:
             return False
         report = await run_due_jobs()
         ledger = report.ledger
-        await publish_points_changed(self.services, ledger.changes)
-        await publish_tier_changes(self.services, ledger.tier_changes)  # type: ignore[arg-type]
-        await publish_ticket_events(self.services, report.ticket_events)
-        if report.redemptions_expired:
-            await invalidate_catalogue(self.services.cache)
+        await publish_job_report(self.services, self.services.cache, report)
         if (ledger.expired_points or ledger.matured_points or ledger.tiers_changed
                 or report.redemptions_expired or report.tickets_breached):
             log.info("jobs: %s points expired, %s matured, %s tiers changed, %s coupons "

@@ -70,3 +70,22 @@ async def publish_ticket_events(ctx: Any, events: Iterable[TicketEvent]) -> None
         await ctx.broker.publish(TICKETS_STAFF_CHANNEL, payload)
         if not event.internal:
             await ctx.broker.publish(ticket_member_channel(event.member_id), payload)
+
+
+#: The rewards catalogue is cached under this version; every change of a reward or of its
+#: stock bumps it (see api.context.Context.catalogue).
+CATALOGUE_VERSION = "rewards:version"
+
+
+async def invalidate_catalogue(cache: Any) -> None:
+    await cache.incr(CATALOGUE_VERSION, 1)
+
+
+async def publish_job_report(ctx: Any, cache: Any, report: Any) -> None:
+    """After the scheduled jobs committed: their events, and a fresh catalogue if coupons
+    expired (stock may have come back)."""
+    await publish_points_changed(ctx, report.ledger.changes)
+    await publish_tier_changes(ctx, report.ledger.tier_changes)
+    await publish_ticket_events(ctx, report.ticket_events)
+    if report.redemptions_expired:
+        await invalidate_catalogue(cache)

@@ -19,8 +19,8 @@ from domain.ledger.values import Balance, Idempotency, Outcome
 from resolvers.events import (
     ALL_POINTS_CHANNEL,
     points_channel,
+    publish_job_report,
     publish_points_changed,
-    publish_ticket_events,
     publish_tier_changes,
 )
 from resolvers.permissions import acting_for, require, watch_channel
@@ -207,11 +207,7 @@ class LedgerMutations:
         require(info, Role.ADMIN)
         report = await run_due_jobs()
         ledger = report.ledger
-        await publish_points_changed(info.context, ledger.changes)
-        await publish_tier_changes(info.context, ledger.tier_changes)  # type: ignore[arg-type]
-        await publish_ticket_events(info.context, report.ticket_events)
-        if report.redemptions_expired:
-            await info.context.invalidate_catalogue()
+        await publish_job_report(info.context, info.context.services.cache, report)
         return RunScheduledJobsPayload(
             expired_points=ledger.expired_points, matured_points=ledger.matured_points,
             tiers_changed=ledger.tiers_changed, birthday_bonuses=ledger.birthday_bonuses,

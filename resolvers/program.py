@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import strawberry
 
 from domain.access import Role
@@ -11,6 +9,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.program import services as program_services
 from domain.tiers import services as tier_services
 from domain.tiers.model import TierDraft
+from resolvers.inputs import given_fields
 from resolvers.permissions import require
 from schema.errors import user_errors
 from schema.program import (
@@ -23,21 +22,6 @@ from schema.program import (
     UpdateTierInput,
 )
 from schema.relay import node_id
-
-
-def _given(obj: Any, names: list[str], non_null: set[str]) -> dict[str, Any]:
-    """The input fields the caller actually sent; null for a non-nullable one is refused."""
-    changes: dict[str, Any] = {}
-    for name in names:
-        value = getattr(obj, name)
-        if value is strawberry.UNSET:
-            continue
-        if value is None and name in non_null:
-            camel = "".join(w.capitalize() if i else w for i, w in enumerate(name.split("_")))
-            raise DomainError(ErrorCode.INVALID_INPUT, f"{camel} cannot be null.", [camel])
-        changes[name] = value
-    return changes
-
 
 PROGRAM_FIELDS = ["name", "currency", "points_per_unit", "pending_days", "expiry_days",
                   "tier_window_days", "signup_bonus", "birthday_bonus", "purchase_retro_days",
@@ -63,7 +47,7 @@ class ProgramMutations:
                              ) -> UpdateProgramPayload:
         require(info, Role.ADMIN)
         try:
-            changes = _given(input, PROGRAM_FIELDS, set(PROGRAM_FIELDS) - {"expiry_days"})
+            changes = given_fields(input, PROGRAM_FIELDS, set(PROGRAM_FIELDS) - {"expiry_days"})
             if "currency" in changes:
                 changes["currency"] = changes["currency"].strip().upper()
             if "sla_targets" in changes:
@@ -95,7 +79,7 @@ class ProgramMutations:
             key = node_id(input.tier_id, "Tier")
             if key is None:
                 raise DomainError(ErrorCode.NOT_FOUND, "No such tier.", ["tierId"])
-            tier = await tier_services.update_tier(key, _given(input, TIER_FIELDS,
+            tier = await tier_services.update_tier(key, given_fields(input, TIER_FIELDS,
                                                                 set(TIER_FIELDS)))
         except DomainError as e:
             return TierPayload(tier=None, user_errors=user_errors(e))

@@ -13,6 +13,7 @@ from domain.pagination import Page
 from domain.rewards import services
 from domain.rewards.model import Reward, RewardDraft
 from resolvers.events import publish_points_changed
+from resolvers.inputs import given_fields
 from resolvers.ledger import idempotency
 from resolvers.permissions import acting_for, principal, require
 from schema.errors import BadUserInput, user_error, user_errors
@@ -96,17 +97,9 @@ class RewardQueries:
 
 
 def _draft_changes(input: Any) -> dict[str, Any]:
-    changes: dict[str, Any] = {}
-    for name in DRAFT_FIELDS:
-        value = getattr(input, name, strawberry.UNSET)
-        if value is strawberry.UNSET:
-            continue
-        if name == "min_tier_id":
-            value = _tier_key(value)
-        elif name in ("name", "points_cost", "active") and value is None:
-            camel = "".join(w.capitalize() if i else w for i, w in enumerate(name.split("_")))
-            raise DomainError(ErrorCode.INVALID_INPUT, f"{camel} cannot be null.", [camel])
-        changes[name] = value
+    changes = given_fields(input, DRAFT_FIELDS, ("name", "points_cost", "active"))
+    if "min_tier_id" in changes:
+        changes["min_tier_id"] = _tier_key(changes["min_tier_id"])
     return changes
 
 

@@ -16,6 +16,7 @@ from domain.feedback import answer_survey
 from domain.surveys import services
 from domain.surveys.model import Answer, QuestionDraft, SurveyDraft
 from resolvers.events import publish_points_changed, publish_ticket_events, publish_tier_changes
+from resolvers.inputs import given_fields
 from resolvers.permissions import require
 from schema.errors import BadUserInput, user_errors
 from schema.relay import decode_cursor, node_id, page_size
@@ -42,17 +43,9 @@ def _key(gid: relay.GlobalID | strawberry.ID, type_name: str, field: str, what: 
 
 def _editable(input: Any) -> dict[str, Any]:
     """The given fields of a survey input, as the domain names them."""
-    changes: dict[str, Any] = {}
-    for name in services.EDITABLE:
-        value = getattr(input, name, strawberry.UNSET)
-        if value is strawberry.UNSET:
-            continue
-        if name == "min_tier_id":
-            value = _key(value, "Tier", "minTierId", "tier") if value is not None else None
-        elif name in ("title", "points_reward", "active") and value is None:
-            camel = "".join(w.capitalize() if i else w for i, w in enumerate(name.split("_")))
-            raise DomainError(ErrorCode.INVALID_INPUT, f"{camel} cannot be null.", [camel])
-        changes[name] = value
+    changes = given_fields(input, services.EDITABLE, ("title", "points_reward", "active"))
+    if changes.get("min_tier_id") is not None:
+        changes["min_tier_id"] = _key(changes["min_tier_id"], "Tier", "minTierId", "tier")
     return changes
 
 
