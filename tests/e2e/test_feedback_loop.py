@@ -23,10 +23,9 @@ import math
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from contextlib import suppress
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import datetime, timedelta, timezone
 from typing import Any
 
-import pytest
 from gql import Client
 from gql import gql as document
 
@@ -37,6 +36,7 @@ from tests.conftest import GraphQLClient
 from tests.e2e.ledger_helpers import at, iso, key_of
 from tests.e2e.test_points_stream import Stream, joined, live, until
 from tests.e2e.test_subscriptions import LiveServer, transport
+from tests.support.clock import Clock, clock  # noqa: F401  (autouse: time stands still)
 from tests.support.ledger_checks import assert_ledger_consistent
 
 __all__ = ["joined", "live"]  # fixtures reused from test_points_stream
@@ -83,25 +83,6 @@ NOTE = "customer is VIP"
 REPLY = "Sorry! Fixed now."
 
 
-class Clock:
-    """A stopped clock for the domain; `advance` moves it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    stopped = Clock(datetime.now(UTC).replace(microsecond=0))
-    monkeypatch.setattr("domain.clock.utcnow", stopped)
-    return stopped
 
 
 # --- one way to call the API, over the ASGI client or a live server ---------------------------

@@ -9,7 +9,7 @@ Every refused operation is shown to have changed nothing, and every scenario end
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta, timezone
+from datetime import timedelta, timezone
 from typing import Any
 
 import pytest
@@ -44,29 +44,12 @@ from tests.e2e.ledger_helpers import (
     state,
     transfer,
 )
+from tests.support.clock import Clock, clock  # noqa: F401  (autouse: time stands still)
 from tests.support.ledger_checks import assert_ledger_consistent
 
 NO_JOBS = {"expiredPoints": 0, "maturedPoints": 0, "tiersChanged": 0, "birthdayBonuses": 0}
 
 
-class Clock:
-    """A stopped clock for the domain; `advance` moves it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    stopped = Clock(datetime.now(UTC).replace(microsecond=0))
-    monkeypatch.setattr("domain.clock.utcnow", stopped)
-    return stopped
 
 
 async def consistent(*members: Member) -> None:

@@ -16,7 +16,7 @@ import os
 import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any
 
 import httpx
@@ -77,6 +77,7 @@ from tests.e2e.rewards_helpers import (
 )
 from tests.e2e.test_points_stream import event, joined, live, subscribed
 from tests.e2e.test_subscriptions import LiveServer, _start_server
+from tests.support.clock import Clock, clock  # noqa: F401  (autouse: time stands still)
 from tests.support.ledger_checks import assert_ledger_consistent
 
 __all__ = ["joined", "live"]  # fixtures reused from test_points_stream
@@ -85,24 +86,6 @@ REWARD_ID = ["input", "rewardId"]
 NO_EXPIRY = {"expiredPoints": 0, "maturedPoints": 0, "tiersChanged": 0}
 
 
-class Clock:
-    """A stopped clock for the domain; `advance` moves it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    stopped = Clock(datetime.now(UTC).replace(microsecond=0))
-    monkeypatch.setattr("domain.clock.utcnow", stopped)
-    return stopped
 
 
 async def consistent(*members: Member) -> None:

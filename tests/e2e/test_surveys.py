@@ -38,6 +38,7 @@ from tests.e2e.ledger_helpers import (
     rows,
     state,
 )
+from tests.support.clock import Clock, stop_clock
 from tests.support.ledger_checks import assert_ledger_consistent
 
 USER_ERRORS = "userErrors { field message code }"
@@ -79,24 +80,9 @@ LIKELY = "How likely are you to recommend us?"
 T0 = datetime(2030, 1, 7, 9, 0, tzinfo=UTC)  # a Monday
 
 
-class Clock:
-    """A stopped clock for the domain; `advance` moves it, `set` puts it somewhere."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> None:
-        self.now += timedelta(**delta)
-
-
 @pytest.fixture(autouse=True)
 def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    stopped = Clock(T0)
-    monkeypatch.setattr("domain.clock.utcnow", stopped)
-    return stopped
+    return stop_clock(monkeypatch, T0)
 
 
 def token_of(gql: GraphQLClient, role: Role) -> str:

@@ -12,7 +12,7 @@ Every refused operation is shown to have changed nothing.
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -33,6 +33,7 @@ from tests.e2e.ledger_helpers import (
     purchase,
     refused,
 )
+from tests.support.clock import Clock, clock  # noqa: F401  (autouse: time stands still)
 
 USER_ERRORS = "userErrors { field message code }"
 MESSAGE = "id body internal authorRole author createdAt"
@@ -71,25 +72,6 @@ STATUS = ["input", "status"]
 ALL_STATUSES = [s.value for s in TicketStatus]
 
 
-class Clock:
-    """A stopped clock for the domain; `advance` moves it."""
-
-    def __init__(self, now: datetime) -> None:
-        self.now = now
-
-    def __call__(self) -> datetime:
-        return self.now
-
-    def advance(self, **delta: float) -> datetime:
-        self.now += timedelta(**delta)
-        return self.now
-
-
-@pytest.fixture(autouse=True)
-def clock(monkeypatch: pytest.MonkeyPatch) -> Clock:
-    stopped = Clock(datetime.now(UTC).replace(microsecond=0))
-    monkeypatch.setattr("domain.clock.utcnow", stopped)
-    return stopped
 
 
 # --- helpers ---------------------------------------------------------------------------------
