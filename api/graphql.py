@@ -34,6 +34,7 @@ from strawberry.extensions import (
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
 from strawberry.types import ExecutionContext, ExecutionResult
+from tortoise.exceptions import ValidationError as OrmValidationError
 
 from api.auth import AuthError
 from api.broker import SubscriberOverflow
@@ -69,6 +70,14 @@ def classify_error(error: GraphQLError) -> None:
     if isinstance(original, ApiError):
         error.extensions = dict(original.extensions)
     elif isinstance(original, GlobalIDValueError):
+        error.extensions = {"code": "BAD_USER_INPUT"}
+    elif isinstance(original, OrmValidationError):
+        # The ORM refuses a value longer than its column before querying: only client
+        # input that no lookup could match gets this far (writes are validated first).
+        log.warning("value too long for its column at %s: %s",
+                    ".".join(map(str, error.path or [])) or "-", original)
+        error.message = "A value in the request is longer than any stored value can be."
+        error.original_error = None
         error.extensions = {"code": "BAD_USER_INPUT"}
     elif isinstance(original, SubscriberOverflow):
         error.message = "You fell behind this stream; subscribe again and refetch."

@@ -7,6 +7,8 @@ import inspect
 import strawberry
 from strawberry import relay
 
+from schema.relay import node_id
+
 
 @strawberry.type
 class NodeQueries:
@@ -20,6 +22,8 @@ class NodeQueries:
         except Exception:  # an id of a type we do not have: nothing to see
             return None
         if not (isinstance(node_type, type) and issubclass(node_type, relay.Node)):
+            return None
+        if node_id(id, gid.type_name) is None:  # not one of our keys: nothing to see
             return None
         result = node_type.resolve_nodes(info=info, node_ids=[gid.node_id], required=False)
         if inspect.isawaitable(result):

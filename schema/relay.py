@@ -18,6 +18,8 @@ from schema.errors import BadUserInput
 NodeT = TypeVar("NodeT")
 
 _CURSOR_PREFIX = "c1:"
+#: Keys are database integers: anything outside a signed 64-bit range names nothing.
+MAX_KEY = 2**63 - 1
 
 
 def encode_cursor(key: int) -> str:
@@ -31,7 +33,10 @@ def decode_cursor(cursor: str | None) -> int | None:
         raw = base64.urlsafe_b64decode(cursor.encode()).decode()
         if not raw.startswith(_CURSOR_PREFIX):
             raise ValueError(raw)
-        return int(raw[len(_CURSOR_PREFIX):])
+        key = int(raw[len(_CURSOR_PREFIX):])
+        if abs(key) > MAX_KEY:
+            raise ValueError(key)
+        return key
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise BadUserInput("Invalid cursor: pass an endCursor you received.") from None
 
@@ -55,9 +60,10 @@ def node_id(global_id: relay.GlobalID | strawberry.ID | str, type_name: str) -> 
     if gid.type_name != type_name:
         return None
     try:
-        return int(gid.node_id)
+        key = int(gid.node_id)
     except ValueError:
         return None
+    return key if 0 < key <= MAX_KEY else None
 
 
 def global_id(type_name: str, key: int) -> str:
