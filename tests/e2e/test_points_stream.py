@@ -14,8 +14,6 @@ caused exactly once, so payloads and sequences are asserted exactly.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
@@ -34,7 +32,7 @@ from domain.access import Role
 from resolvers.events import points_channel
 from tests.conftest import PG_SKIP_REASON, PG_URL, REDIS_URL, TEST_SECRET
 from tests.e2e import test_subscriptions as subscriptions
-from tests.e2e.test_subscriptions import LiveServer, _start_server, transport
+from tests.e2e.test_subscriptions import LiveServer, TwoServers, transport
 
 live = subscriptions.live  # the in-process uvicorn server fixture, reused as is
 
@@ -339,16 +337,11 @@ async def test_purchase_through_one_process_reaches_subscriber_on_another(
     if stack != "postgres":
         pytest.skip("needs a database and a broker shared by two processes")
     assert settings.redis_url
-    env = {**os.environ, "DATABASE_URL": settings.database_url,
-           "REDIS_URL": settings.redis_url, "REDIS_PREFIX": settings.redis_prefix,
-           "JWT_SECRET": TEST_SECRET, "PASSWORD_TIME_COST": "1",
-           "PASSWORD_MEMORY_KIB": "1024", "LOG_LEVEL": "WARNING"}
     tokens = TokenService(Settings(jwt_secret=TEST_SECRET))
-    procs: list[subprocess.Popen[bytes]] = []
+    servers = TwoServers(settings)
     redis = aioredis.from_url(settings.redis_url)
     try:
-        (pa, a), (pb, b) = await asyncio.gather(_start_server(env), _start_server(env))
-        procs += [pa, pb]
+        a, b = await servers.start()
         member_id, _ = await b.register("across-points@example.com")
         token = tokens.issue(Role.MEMBER, member_id=member_key(member_id)).token
         channel = f"{settings.redis_prefix}:events:{points_channel(member_key(member_id))}"
@@ -375,7 +368,4 @@ async def test_purchase_through_one_process_reaches_subscriber_on_another(
             await stream.assert_quiet()
     finally:
         await redis.aclose()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
+        servers.stop()

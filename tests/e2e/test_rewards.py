@@ -12,8 +12,6 @@ Every refused operation is shown to have changed nothing (points, ledger, redemp
 from __future__ import annotations
 
 import contextlib
-import os
-import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
 from datetime import timedelta
@@ -30,7 +28,6 @@ from tests.conftest import (
     PG_SKIP_REASON,
     PG_URL,
     REDIS_URL,
-    TEST_SECRET,
     GraphQLClient,
     error_codes,
 )
@@ -76,7 +73,7 @@ from tests.e2e.rewards_helpers import (
     use,
 )
 from tests.e2e.test_points_stream import event, joined, live, subscribed
-from tests.e2e.test_subscriptions import LiveServer, _start_server
+from tests.e2e.test_subscriptions import LiveServer, TwoServers
 from tests.support.clock import Clock, clock  # noqa: F401  (autouse: time stands still)
 from tests.support.ledger_checks import assert_ledger_consistent
 
@@ -1128,14 +1125,9 @@ async def test_catalogue_changes_through_one_process_are_seen_at_once_through_an
         settings: Settings, stack: str) -> None:
     if stack != "postgres":
         pytest.skip("needs a database and a cache shared by two processes")
-    env = {**os.environ, "DATABASE_URL": settings.database_url,
-           "REDIS_URL": settings.redis_url or "", "REDIS_PREFIX": settings.redis_prefix,
-           "JWT_SECRET": TEST_SECRET, "PASSWORD_TIME_COST": "1",
-           "PASSWORD_MEMORY_KIB": "1024", "LOG_LEVEL": "WARNING"}
-    procs: list[subprocess.Popen[bytes]] = []
+    servers = TwoServers(settings)
     try:
-        (pa, a), (pb, b) = await _start_server(env), await _start_server(env)
-        procs += [pa, pb]
+        a, b = await servers.start()
         admin = a.tokens.issue(Role.ADMIN).token
 
         async def data(server: LiveServer, query: str, variables: dict[str, Any],
@@ -1182,7 +1174,4 @@ async def test_catalogue_changes_through_one_process_are_seen_at_once_through_an
                                                                   "reason": None})
         assert await seen_on_b() == [("Cross v2", 90, 1)]
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
+        servers.stop()

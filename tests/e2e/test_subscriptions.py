@@ -234,19 +234,46 @@ async def _start_server(env: dict[str, str]) -> tuple[subprocess.Popen[bytes], L
             await asyncio.sleep(0.1)
 
 
+class TwoServers:
+    """Two `app.py serve` processes sharing the test's PostgreSQL database and Redis prefix:
+    `a, b = await servers.start()` inside `try`, `servers.stop()` in its `finally`."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.env = {**os.environ, "DATABASE_URL": settings.database_url,
+                    "REDIS_URL": settings.redis_url or "", "REDIS_PREFIX": settings.redis_prefix,
+                    "JWT_SECRET": TEST_SECRET, "PASSWORD_TIME_COST": "1",
+                    "PASSWORD_MEMORY_KIB": "1024", "LOG_LEVEL": "WARNING"}
+        self.procs: list[subprocess.Popen[bytes]] = []
+
+    async def start(self) -> tuple[LiveServer, LiveServer]:
+        started = await asyncio.gather(_start_server(self.env), _start_server(self.env),
+                                       return_exceptions=True)
+        servers = []
+        for outcome in started:
+            if isinstance(outcome, BaseException):
+                continue
+            self.procs.append(outcome[0])
+            servers.append(outcome[1])
+        for outcome in started:  # the other one is stopped by stop(), even so
+            if isinstance(outcome, BaseException):
+                raise outcome
+        return servers[0], servers[1]
+
+    def stop(self) -> None:
+        for p in self.procs:
+            p.terminate()
+        for p in self.procs:
+            p.wait(10)
+
+
 @pytest.mark.skipif(not (PG_URL and REDIS_URL), reason=PG_SKIP_REASON)
 async def test_event_from_one_process_reaches_subscriber_on_another(settings: Settings,
                                                                     stack: str) -> None:
     if stack != "postgres":
         pytest.skip("needs a database and a broker shared by two processes")
-    env = {**os.environ, "DATABASE_URL": settings.database_url,
-           "REDIS_URL": settings.redis_url or "", "REDIS_PREFIX": settings.redis_prefix,
-           "JWT_SECRET": TEST_SECRET, "PASSWORD_TIME_COST": "1",
-           "PASSWORD_MEMORY_KIB": "1024", "LOG_LEVEL": "WARNING"}
-    procs: list[subprocess.Popen[bytes]] = []
+    servers = TwoServers(settings)
     try:
-        (pa, a), (pb, b) = await asyncio.gather(_start_server(env), _start_server(env))
-        procs += [pa, pb]
+        a, b = await servers.start()
         member_id, token = await b.register("across@example.com")
 
         async def rename_on_b() -> None:
@@ -257,7 +284,4 @@ async def test_event_from_one_process_reaches_subscriber_on_another(settings: Se
         assert event == {"memberUpdated": {"id": member_id, "name": "Across",
                                            "email": "across@example.com"}}
     finally:
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
+        servers.stop()

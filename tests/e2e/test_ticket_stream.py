@@ -12,8 +12,6 @@ events never shows up between them.
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -31,7 +29,7 @@ from domain.access import Role
 from resolvers.events import TICKETS_STAFF_CHANNEL, ticket_member_channel
 from tests.conftest import PG_SKIP_REASON, PG_URL, REDIS_URL, TEST_SECRET
 from tests.e2e.test_points_stream import Stream, joined, live, member_key, until
-from tests.e2e.test_subscriptions import LiveServer, _start_server, transport
+from tests.e2e.test_subscriptions import LiveServer, TwoServers, transport
 
 __all__ = ["joined", "live"]  # fixtures reused from test_points_stream
 
@@ -248,16 +246,11 @@ async def test_a_reply_through_one_process_reaches_the_member_on_another(
     if stack != "postgres":
         pytest.skip("needs a database and a broker shared by two processes")
     assert settings.redis_url
-    env = {**os.environ, "DATABASE_URL": settings.database_url,
-           "REDIS_URL": settings.redis_url, "REDIS_PREFIX": settings.redis_prefix,
-           "JWT_SECRET": TEST_SECRET, "PASSWORD_TIME_COST": "1",
-           "PASSWORD_MEMORY_KIB": "1024", "LOG_LEVEL": "WARNING"}
     tokens = TokenService(Settings(jwt_secret=TEST_SECRET))
-    procs: list[subprocess.Popen[bytes]] = []
+    servers = TwoServers(settings)
     redis = aioredis.from_url(settings.redis_url)
     try:
-        (pa, a), (pb, b) = await asyncio.gather(_start_server(env), _start_server(env))
-        procs += [pa, pb]
+        a, b = await servers.start()
         member_id, _ = await b.register("across-tickets@example.com")
         token = tokens.issue(Role.MEMBER, member_id=member_key(member_id)).token
         desk = Desk(b)
@@ -291,7 +284,4 @@ async def test_a_reply_through_one_process_reaches_the_member_on_another(
                 await asyncio.wait_for(stream.pump, 5)
     finally:
         await redis.aclose()
-        for p in procs:
-            p.terminate()
-        for p in procs:
-            p.wait(10)
+        servers.stop()
