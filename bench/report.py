@@ -1,0 +1,91 @@
+"""The benchmark's report: one table against the budget, PASS/FAIL per line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.workloads import MEMORY_BUDGET_MB, TITLES, Budget
+
+
+def _verdict(ok: bool) -> str:
+    return "PASS" if ok else "FAIL"
+
+
+def render(results: dict[str, Any], budget: dict[str, Budget]) -> tuple[str, bool]:
+    floor = results.get("floor") or {}
+    floor_rps = floor.get("rps") or 0.0
+    lines = [
+        f"Floor: {floor_rps:.0f} req/s, p50 {floor.get('p50_ms', 0):.1f} ms, "
+        f"p99 {floor.get('p99_ms', 0):.1f} ms, peak {floor.get('peak_mb', 0):.0f} MB",
+        "",
+        "SQLite, one process, " f"{results['connections']} connections ({results['client']}):",
+        f"{'workload':<32}{'req/s':>8}{'x floor':>9}{'p50 ms':>8}{'p99 ms':>8}{'peak MB':>9}"
+        f"{'SQL/req':>8}  budget                 verdict",
+    ]
+    ok = True
+    statements = results.get("statements", {})
+    for name, b in budget.items():
+        r = results["sqlite"].get(name)
+        if r is None:
+            continue
+        peak = r.get("peak_mb", 0.0)
+        if name == "fanout":
+            delivered = r["delivered"] == r["expected"] and not r["errors"]
+            good = r["p99_ms"] <= b.p99_ms and delivered and peak <= MEMORY_BUDGET_MB
+            lines.append(f"{TITLES[name]:<32}{'':>8}{'':>9}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}"
+                         f"{peak:>9.0f}{'':>8}  p99<={b.p99_ms:.0f}"
+                         f" {r['delivered']}/{r['expected']} delivered  {_verdict(good)}")
+        else:
+            ratio = r["rps"] / floor_rps if floor_rps else 0.0
+            good = (ratio >= (b.ratio or 0) and r["p99_ms"] <= b.p99_ms and not r["failures"]
+                    and peak <= MEMORY_BUDGET_MB)
+            fails = f" ({r['failures']} failed)" if r["failures"] else ""
+            lines.append(f"{TITLES[name]:<32}{r['rps']:>8.0f}{ratio:>9.2f}{r['p50_ms']:>8.1f}"
+                         f"{r['p99_ms']:>8.1f}{peak:>9.0f}{statements.get(name, ''):>8}  "
+                         f">={b.ratio:.2f}x p99<={b.p99_ms:.0f}{fails:<8}"
+                         f" {_verdict(good)}")
+        ok = ok and good
+    peaks = [r.get("peak_mb", 0.0) for r in results["sqlite"].values()]
+    if peaks:
+        lines.append(f"peak server memory {max(peaks):.0f} MB (budget <= {MEMORY_BUDGET_MB:.0f} "
+                     f"MB): {_verdict(max(peaks) <= MEMORY_BUDGET_MB)}")
+
+    scale = results.get("scale", {})
+    if scale:
+        lines.append("")
+        lines.append("Scale (home screen, one connection, p50):")
+        for key, label in (("entries", "ledger entries of the member"),
+                           ("members", "members in the program")):
+            pair = scale.get(key)
+            if pair:
+                (a_n, a), (b_n, b_) = sorted(pair.items(), key=lambda kv: int(kv[0]))
+                ratio = b_["p50_ms"] / a["p50_ms"] if a["p50_ms"] else float("nan")
+                lines.append(f"  {label}: {a_n} -> {a['p50_ms']:.2f} ms, {b_n} -> "
+                             f"{b_['p50_ms']:.2f} ms; ratio {ratio:.2f} "
+                             f"({'near 1' if ratio <= 1.5 else 'GROWS'})")
+
+    pg = results.get("postgres", {})
+    if pg:
+        lines.append("")
+        lines.append("PostgreSQL + Redis, two workers:")
+        for name, r in pg.items():
+            if name == "fanout":
+                lines.append(f"  {TITLES[name]:<30} p50 {r['p50_ms']:.1f} ms  p99 "
+                             f"{r['p99_ms']:.1f} ms  {r['delivered']}/{r['expected']} delivered"
+                             f"  peak {r.get('peak_mb', 0):.0f} MB/worker")
+            else:
+                lines.append(f"  {TITLES[name]:<30}{r['rps']:>8.0f} req/s  p50 {r['p50_ms']:6.1f}"
+                             f" ms  p99 {r['p99_ms']:6.1f} ms  peak {r['peak_mb']:.0f} MB/worker"
+                             + (f"  ({r['failures']} failed)" if r["failures"] else ""))
+        sq, pq = results["sqlite"].get("recordPurchase"), pg.get("recordPurchase")
+        if sq and pq:
+            good = pq["rps"] >= sq["rps"]
+            ok = ok and good
+            lines.append(f"  recordPurchase on PostgreSQL {pq['rps']:.0f} req/s vs SQLite "
+                         f"{sq['rps']:.0f} req/s (at least matches): {_verdict(good)}")
+    m = results["machine"]
+    lines.append("")
+    lines.append(f"Machine: {m['cpus']} cores, Python {m['python']}, load average before "
+                 f"{m['load_before'][0]:.2f}, after {m.get('load_after', [0])[0]:.2f}")
+    lines.append(f"Budget: {'PASS' if ok else 'FAIL'}")
+    return "\n".join(lines), ok
