@@ -6,6 +6,9 @@ event, so nothing cached ever outlives the operation that loaded it.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,12 +21,14 @@ from api.settings import Settings
 from api.throttle import Throttle
 from domain import clock
 from domain.access import Principal
-from domain.ledger.queries import balances, expiring_soon
-from domain.ledger.values import Balance
+from domain.ledger.model import EntryKind
+from domain.ledger.queries import balances, entries_pages, entry_counts, expiring_soon
+from domain.ledger.values import Balance, Entry
 from domain.members.model import Member
 from domain.members.services import get_members_by_ids
 from domain.rewards.model import Ineligibility, Reward, ineligibility
-from domain.rewards.services import all_rewards, rewards_by_ids, taken_counts
+from domain.rewards.queries import held_units
+from domain.rewards.services import all_rewards, rewards_by_ids
 from domain.tickets.model import Ticket
 from domain.tickets.services import tickets_by_ids
 from domain.tiers.model import Tier, tier_for
@@ -41,13 +46,10 @@ async def _load_balances(ids: list[int]) -> list[Balance]:
     return [found[i] for i in ids]
 
 
-async def _load_taken(keys: list[tuple[int, int]]) -> list[int]:
-    """(member, reward) -> units the member holds; one query per member in the batch."""
-    by_member: dict[int, list[int]] = {}
-    for member_id, reward_id in keys:
-        by_member.setdefault(member_id, []).append(reward_id)
-    counts = {m: await taken_counts(m, ids) for m, ids in by_member.items()}
-    return [counts[m][r] for m, r in keys]
+async def _load_held(member_ids: list[int]) -> list[dict[int, int]]:
+    """member -> {reward: units it holds}; one query for the whole batch."""
+    held = await held_units(member_ids)
+    return [held[m] for m in member_ids]
 
 
 async def _load_expiring(keys: list[tuple[int, int]]) -> list[int]:
@@ -56,6 +58,27 @@ async def _load_expiring(keys: list[tuple[int, int]]) -> list[int]:
         by_days.setdefault(days, []).append(member_id)
     totals = {days: await expiring_soon(ids, days) for days, ids in by_days.items()}
     return [totals[days][member_id] for member_id, days in keys]
+
+
+LedgerPageKey = tuple[int, int | None, int, tuple[EntryKind, ...]]  # member, after, first, kinds
+
+
+async def _load_ledger_pages(keys: list[LedgerPageKey]) -> list[tuple[list[Entry], bool]]:
+    """Ledger pages of many members (a list of members, each with `ledger`): one query per
+    distinct (after, first, kinds), whatever the number of members."""
+    groups: dict[tuple[int | None, int, tuple[EntryKind, ...]], list[int]] = {}
+    for member_id, after, first, kinds in keys:
+        groups.setdefault((after, first, kinds), []).append(member_id)
+    pages = {args: await entries_pages(ids, *args) for args, ids in groups.items()}
+    return [pages[(after, first, kinds)][m] for m, after, first, kinds in keys]
+
+
+async def _load_ledger_counts(keys: list[tuple[int, tuple[EntryKind, ...]]]) -> list[int]:
+    groups: dict[tuple[EntryKind, ...], list[int]] = {}
+    for member_id, kinds in keys:
+        groups.setdefault(kinds, []).append(member_id)
+    counts = {kinds: await entry_counts(ids, kinds) for kinds, ids in groups.items()}
+    return [counts[kinds][m] for m, kinds in keys]
 
 
 async def _load_rewards(ids: list[int]) -> list[Reward | None]:
@@ -71,17 +94,22 @@ async def _load_tickets(ids: list[int]) -> list[Ticket | None]:
 class Loaders:
     def __init__(self) -> None:
         self.reward: DataLoader[int, Reward | None] = DataLoader(load_fn=_load_rewards)
-        self.taken: DataLoader[tuple[int, int], int] = DataLoader(load_fn=_load_taken)
+        self.held: DataLoader[int, dict[int, int]] = DataLoader(load_fn=_load_held)
         self.member: DataLoader[int, Member | None] = DataLoader(load_fn=_load_members)
         self.balance: DataLoader[int, Balance] = DataLoader(load_fn=_load_balances)
         self.expiring: DataLoader[tuple[int, int], int] = DataLoader(load_fn=_load_expiring)
         self.ticket: DataLoader[int, Ticket | None] = DataLoader(load_fn=_load_tickets)
-        self._tiers: list[Tier] | None = None
+        self.ledger_page: DataLoader[LedgerPageKey, tuple[list[Entry], bool]] = DataLoader(
+            load_fn=_load_ledger_pages)
+        self.ledger_count: DataLoader[tuple[int, tuple[EntryKind, ...]], int] = DataLoader(
+            load_fn=_load_ledger_counts)
+        self._tiers: asyncio.Future[list[Tier]] | None = None
 
     async def tiers(self) -> list[Tier]:
+        # One query per operation, however many resolvers ask at the same time.
         if self._tiers is None:
-            self._tiers = await list_tiers()
-        return self._tiers
+            self._tiers = asyncio.ensure_future(list_tiers())
+        return await self._tiers
 
 
 @dataclass
@@ -94,6 +122,8 @@ class Services:
     broker: Broker
     login_throttle: Throttle
     coupon_throttle: Throttle
+    #: The catalogue as last decoded by this process: (version, when, rewards).
+    decoded_catalogue: tuple[Any, float, tuple[Reward, ...]] | None = None
 
 
 @dataclass
@@ -132,6 +162,15 @@ class Context:
         if self._catalogue is None:
             cache = self.services.cache
             version = await cache.get(CATALOGUE_VERSION) or 0
+            # The decoded copy of this version, if this process made one lately: decoding
+            # 200 rewards from JSON on every request cost more than the rest of a home
+            # screen. Same version, same content (every write bumps it); the age limit
+            # only bounds what a version counter reset (a Redis restart) could leave.
+            memo = self.services.decoded_catalogue
+            if memo is not None and memo[0] == version and \
+                    time.monotonic() - memo[1] < CATALOGUE_MEMO_SECONDS:
+                self._catalogue = list(memo[2])
+                return self._catalogue
             key = f"rewards:catalogue:{version}"
             cached = await cache.get(key)
             if cached is None:
@@ -139,6 +178,7 @@ class Context:
                 await cache.set(key, [r.to_json() for r in rewards], ttl=CATALOGUE_TTL)
             else:
                 rewards = [Reward.from_json(d) for d in cached]
+            self.services.decoded_catalogue = (version, time.monotonic(), tuple(rewards))
             self._catalogue = rewards
         return self._catalogue
 
@@ -149,22 +189,31 @@ class Context:
     async def eligibility(self, reward: Reward) -> Ineligibility | bool | None:
         """Why the viewing member cannot redeem `reward` (None: it can); False when the
         viewer is not a member."""
+        return (await self.eligibilities([reward]))[0]
+
+    async def eligibilities(self, rewards: Sequence[Reward]) -> list[Ineligibility | bool | None]:
+        """`eligibility` of many rewards at once: the member, its balance, its tiers and
+        the units it holds (needed only for rewards with a per-member limit) are loaded
+        once, whatever the number of rewards."""
         member_id = self.principal.member_id
         if member_id is None:
-            return False
+            return [False] * len(rewards)
         member = await self.loaders.member.load(member_id)
         if member is None:
-            return False
+            return [False] * len(rewards)
         tiers = await self.tiers()
         ranks = {t.id: t.rank for t in tiers}
         entry = tier_for(0, tiers)
         rank = ranks.get(member.tier_id or -1, entry.rank if entry else -1)
         balance = await self.loaders.balance.load(member_id)
-        return ineligibility(
-            reward, clock.utcnow(), tier_rank=rank,
+        limited = any(r.per_member_limit is not None for r in rewards)
+        taken = await self.loaders.held.load(member_id) if limited else {}
+        now = clock.utcnow()
+        return [ineligibility(
+            reward, now, tier_rank=rank,
             min_tier_rank=ranks.get(reward.min_tier_id) if reward.min_tier_id else None,
-            taken=await self.loaders.taken.load((member_id, reward.id)),
-            available_points=balance.available)
+            taken=taken.get(reward.id, 0), available_points=balance.available)
+            for reward in rewards]
 
     def reset_loaders(self) -> None:
         """Forget everything loaded so far: called before each subscription event."""
@@ -173,3 +222,4 @@ class Context:
 
 
 CATALOGUE_TTL = 600.0
+CATALOGUE_MEMO_SECONDS = 30.0

@@ -24,6 +24,7 @@ from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import (
+    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
     MaxTokensLimiter,
@@ -101,10 +102,15 @@ def classify_error(error: GraphQLError) -> None:
 
 
 def build_schema(settings: Settings) -> strawberry.Schema:
+    # The limits' validation rules are built once. QueryDepthLimiter and MaxAliasesLimiter
+    # create a new rule class per instance, and ValidationCache keys on the rule classes:
+    # with an instance per operation every request missed the cache and was validated in
+    # full (most of the time of `{ __typename }`; README, Performance).
+    limits = [*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+              *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules]
     # Factories, so that every operation gets fresh extension instances.
     extensions: list[Any] = [
-        lambda: QueryDepthLimiter(max_depth=settings.max_query_depth),
-        lambda: MaxAliasesLimiter(max_alias_count=settings.max_aliases),
+        lambda: AddValidationRules(limits),
         lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
@@ -148,9 +154,14 @@ class GraphQLApp(GraphQL[Context, None]):
         ctx = Context(services=self.services, principal=ANONYMOUS, request=request,
                       response=response)
         if isinstance(request, Request):
+            async def member_is_active(member_id: int) -> bool:
+                # Through the request's loader: `me` and friends then reuse the row.
+                member = await ctx.loaders.member.load(member_id)
+                return member is not None and member.status is MemberStatus.ACTIVE
+
             try:
                 ctx.principal = await self.services.tokens.authenticate(
-                    request.headers.get("authorization"), _member_is_active)
+                    request.headers.get("authorization"), member_is_active)
             except AuthError as exc:
                 ctx.auth_error = str(exc)
         return ctx

@@ -158,16 +158,25 @@ def postgres_dataset(shape: Shape) -> tuple[str, dict[str, Any]]:
 
 
 def measure(server: Server, w: load.Workload, seconds: float, warmup: float, client: str,
-            connections: int = 16) -> dict[str, Any]:
+            connections: int = 16, floor: Server | None = None,
+            floor_workload: load.Workload | None = None) -> dict[str, Any]:
+    """One workload's figures; with `floor`, the floor is measured right after it (the
+    machine may be shared: a floor taken minutes apart would not be comparable)."""
     if warmup > 0:
         load.run(w, server.url, warmup, connections, client=client)
     server.reset_peak()
+    cpu = server.cpu_seconds()
     result = load.run(w, server.url, seconds, connections, client=client)
+    cpu = server.cpu_seconds() - cpu
     out = asdict(result)
     out["peak_mb"] = round(server.peak_mb(), 1)
+    out["cpu_ms_per_request"] = round(1000 * cpu / result.requests, 3) if result.requests else 0
     flag = f"  FAILURES {result.failures}: {result.sample[:200]}" if result.failures else ""
     log(f"  {w.name:<15} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
-        f"p99 {result.p99_ms:6.1f} ms  peak {out['peak_mb']:5.0f} MB{flag}")
+        f"p99 {result.p99_ms:6.1f} ms  peak {out['peak_mb']:5.0f} MB  "
+        f"cpu {out['cpu_ms_per_request']:.2f} ms/req{flag}")
+    if floor is not None and floor_workload is not None:  # same machine load, right after
+        out["floor"] = measure(floor, floor_workload, seconds, warmup, client, connections)
     return out
 
 
@@ -258,23 +267,21 @@ def main(argv: list[str] | None = None) -> int:
     logs = DATA / "logs"
     logs.mkdir(exist_ok=True)
 
-    # The floor first, then our app on SQLite, one process.
-    log("floor (bare strawberry app, one resolver):")
-    floor = floor_server(free_port(), logs / "floor.log").start()
-    try:
-        results["floor"] = measure(floor, workloads["floor"], seconds, warmup, client,
-                                   args.connections)
-    finally:
-        floor.stop()
-
+    # Our app on SQLite, one process; each workload paired with a floor measurement (a
+    # bare strawberry app, one resolver, same stack) taken right after it.
     names = [n for n in ("typename", "home", "recordPurchase", "redeemReward", "staffPage")
              if only is None or n in only]
-    log("Loyalgraph on SQLite, one process:")
+    log("Loyalgraph on SQLite, one process (each workload followed by the floor):")
+    floor = floor_server(free_port(), logs / "floor.log").start()
     server = app_server(f"sqlite://{db_path}", None, 1, free_port(), logs / "sqlite.log").start()
     try:
         for name in names:
             results["sqlite"][name] = measure(server, workloads[name], seconds, warmup, client,
-                                              args.connections)
+                                              args.connections, floor, workloads["floor"])
+        floors = sorted(r["floor"]["rps"] for r in results["sqlite"].values() if r.get("floor"))
+        results["floor"] = {**results["sqlite"][names[0]]["floor"],
+                            "rps": floors[len(floors) // 2], "all_rps": floors} if floors else {}
+        floor.stop()
         if only is None or "fanout" in only:
             results["sqlite"]["fanout"] = fanout(server, info, 1000, 3 if quick else 5)
         if not args.skip_scale:
@@ -290,13 +297,14 @@ def main(argv: list[str] | None = None) -> int:
                 f"p50 {ph['p50_ms']:.2f} ms: ratio {ph['p50_ms'] / pl['p50_ms']:.2f}")
     finally:
         server.stop()
+        floor.stop()
 
     if not args.skip_scale:
         log(f"scale: home screen, one connection, {small_shape.members} vs "
             f"{big_shape.members} members:")
         scale: dict[str, Any] = {}
         for shape in (small_shape, big_shape):
-            path, sinfo = sqlite_dataset(f"scale{shape.members}", shape, check=False)
+            path, _ = sqlite_dataset(f"scale{shape.members}", shape, check=False)
             ids = list(range(3, shape.members + 1))[:: max(1, shape.members // 200)]
             w = load.Workload("home", workloads["home"].body, tokens=member_tokens(ids))
             srv = app_server(f"sqlite://{path}", None, 1, free_port(),

@@ -19,7 +19,7 @@ from urllib.parse import urlsplit
 async def _connection(spec: dict[str, Any], host: str, port: int, stop_at: float, n: int,
                       latencies: list[float], state: dict[str, Any]) -> None:
     reader, writer = await asyncio.open_connection(host, port)
-    rng = random.Random(n)  # noqa: S311 - load generation
+    rng = random.Random(n)
     counter = 0
     try:
         while time.perf_counter() < stop_at:

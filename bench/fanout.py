@@ -70,7 +70,7 @@ def _mutate(http_url: str, admin_token: str, member: str) -> dict[str, Any]:
         "idempotencyKey": f"F-{uuid.uuid4().hex}"}}}).encode()
     req = urllib.request.Request(http_url, data=body, headers={
         "content-type": "application/json", "authorization": f"Bearer {admin_token}"})
-    with urllib.request.urlopen(req, timeout=30) as r:  # noqa: S310 - localhost
+    with urllib.request.urlopen(req, timeout=30) as r:
         return json.loads(r.read())  # type: ignore[no-any-return]
 
 

@@ -15,12 +15,13 @@ def render(results: dict[str, Any], budget: dict[str, Budget]) -> tuple[str, boo
     floor = results.get("floor") or {}
     floor_rps = floor.get("rps") or 0.0
     lines = [
-        f"Floor: {floor_rps:.0f} req/s, p50 {floor.get('p50_ms', 0):.1f} ms, "
-        f"p99 {floor.get('p99_ms', 0):.1f} ms, peak {floor.get('peak_mb', 0):.0f} MB",
+        f"Floor (bare strawberry app, one resolver; measured after each workload): median "
+        f"{floor_rps:.0f} req/s (all: {', '.join(f'{x:.0f}' for x in floor.get('all_rps', []))})",
+        "x floor = the workload's req/s / the floor's req/s measured right after it",
         "",
         "SQLite, one process, " f"{results['connections']} connections ({results['client']}):",
         f"{'workload':<32}{'req/s':>8}{'x floor':>9}{'p50 ms':>8}{'p99 ms':>8}{'peak MB':>9}"
-        f"{'SQL/req':>8}  budget                 verdict",
+        f"{'SQL/req':>8}{'CPU ms':>7}  budget                 verdict",
     ]
     ok = True
     statements = results.get("statements", {})
@@ -33,15 +34,17 @@ def render(results: dict[str, Any], budget: dict[str, Budget]) -> tuple[str, boo
             delivered = r["delivered"] == r["expected"] and not r["errors"]
             good = r["p99_ms"] <= b.p99_ms and delivered and peak <= MEMORY_BUDGET_MB
             lines.append(f"{TITLES[name]:<32}{'':>8}{'':>9}{r['p50_ms']:>8.1f}{r['p99_ms']:>8.1f}"
-                         f"{peak:>9.0f}{'':>8}  p99<={b.p99_ms:.0f}"
+                         f"{peak:>9.0f}{'':>8}{'':>7}  p99<={b.p99_ms:.0f}"
                          f" {r['delivered']}/{r['expected']} delivered  {_verdict(good)}")
         else:
-            ratio = r["rps"] / floor_rps if floor_rps else 0.0
+            paired = (r.get("floor") or {}).get("rps") or floor_rps
+            ratio = r["rps"] / paired if paired else 0.0
             good = (ratio >= (b.ratio or 0) and r["p99_ms"] <= b.p99_ms and not r["failures"]
                     and peak <= MEMORY_BUDGET_MB)
             fails = f" ({r['failures']} failed)" if r["failures"] else ""
             lines.append(f"{TITLES[name]:<32}{r['rps']:>8.0f}{ratio:>9.2f}{r['p50_ms']:>8.1f}"
-                         f"{r['p99_ms']:>8.1f}{peak:>9.0f}{statements.get(name, ''):>8}  "
+                         f"{r['p99_ms']:>8.1f}{peak:>9.0f}{statements.get(name, ''):>8}"
+                         f"{r.get('cpu_ms_per_request', 0):>7.2f}  "
                          f">={b.ratio:.2f}x p99<={b.p99_ms:.0f}{fails:<8}"
                          f" {_verdict(good)}")
         ok = ok and good

@@ -55,7 +55,7 @@ from domain.rewards.services import all_rewards, create_reward
 from domain.rewards.tables import RedemptionRow
 from domain.tickets.model import TicketCategory, TicketChannel
 from domain.tickets.services import add_message, open_ticket
-from domain.tiers.model import Tier, TicketPriority, TierDraft, tier_for
+from domain.tiers.model import TicketPriority, Tier, TierDraft, tier_for
 from domain.tiers.services import create_tier, list_tiers
 from domain.tiers.tables import TierChangeRow
 
@@ -311,7 +311,7 @@ class Shape:
 
 async def seed(shape: Shape, postgres: bool, log: Any = print) -> dict[str, Any]:
     """Fill an empty, migrated database; returns what the workloads need to know."""
-    rng = random.Random(20261123)  # noqa: S311 - benchmark data, not security
+    rng = random.Random(20261123)
     now = clock.utcnow()
     tiers, bench_reward = await _program_and_catalogue(shape.rewards, rng)
     spendable = [r for r in await all_rewards() if r.stock is None and r.min_tier_id is None
@@ -367,7 +367,7 @@ async def verify(sample: int = 25, members: int = 10_000) -> int:
     """The test suite's ledger invariant on the heavy, the light and a sample of members."""
     from tests.support.ledger_checks import assert_ledger_consistent
 
-    rng = random.Random(7)  # noqa: S311
+    rng = random.Random(7)
     chosen = {1, 2, *(rng.randint(3, members) for _ in range(sample))}
     for member_id in sorted(m for m in chosen if m <= members):
         await assert_ledger_consistent(member_id)

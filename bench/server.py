@@ -50,7 +50,7 @@ class Server:
             try:
                 req = urllib.request.Request(f"{self.url}/graphql", data=body,
                                              headers={"content-type": "application/json"})
-                with urllib.request.urlopen(req, timeout=2) as r:  # noqa: S310 - localhost
+                with urllib.request.urlopen(req, timeout=2) as r:
                     if r.status == 200 and len(self.serving_pids()) >= self.expected_workers:
                         return self
             except OSError:
@@ -79,6 +79,18 @@ class Server:
         """The highest VmHWM among the serving processes (MiB)."""
         values = [_status_kb(pid, "VmHWM") for pid in self.serving_pids()]
         return max(values, default=0) / 1024
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time so far of the serving processes (all their threads)."""
+        ticks = os.sysconf("SC_CLK_TCK")
+        total = 0.0
+        for pid in self.serving_pids():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / ticks
+            except (OSError, IndexError, ValueError):
+                pass
+        return total
 
     def rss_mb(self) -> float:
         return sum(_status_kb(pid, "VmRSS") for pid in self.serving_pids()) / 1024

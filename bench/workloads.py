@@ -81,7 +81,7 @@ def build(info: dict[str, Any], home_members: list[int], spenders: list[int]
           ) -> dict[str, Workload]:
     """`home_members`: whose home screens are read; `spenders`: members with points enough
     to redeem for the whole run."""
-    rng = random.Random(5)  # noqa: S311
+    rng = random.Random(5)
     members = info["members"]
     purchase_members = [global_id("Member", m) for m in rng.sample(range(3, members + 1),
                                                                   min(2000, members - 2))]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 from collections.abc import Iterable
@@ -23,6 +24,10 @@ ALL_MEMBERS_CHANNEL = "members:all"
 
 
 async def publish_member_updated(ctx: Any, event: MemberUpdated) -> None:
+    loaders = getattr(ctx, "loaders", None)  # a request's context (the scheduler has none)
+    if loaders is not None:  # what this request loaded of the member is stale now
+        with contextlib.suppress(KeyError):  # (it may have loaded nothing)
+            loaders.member.clear(event.member_id)
     payload = {"type": "MemberUpdated", **dataclasses.asdict(event)}
     broker = ctx.broker
     await broker.publish(member_channel(event.member_id), payload)

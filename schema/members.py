@@ -8,8 +8,9 @@ import strawberry
 from strawberry import relay
 
 from domain.access import Role, can_view_member
-from domain.ledger.queries import entries_page, tier_history
+from domain.ledger.queries import tier_history
 from domain.members.model import Member, MemberStatus
+from domain.pagination import Page
 from domain.rewards.services import redemptions_page
 from domain.tickets.model import TicketFilter
 from domain.tickets.services import tickets_page
@@ -23,7 +24,7 @@ from schema.ledger import (
     TierChangeType,
 )
 from schema.program import TierProgressType, TierType
-from schema.relay import Connection, decode_cursor, page_size
+from schema.relay import Connection, decode_cursor, page_size, selects
 from schema.rewards import RedemptionConnection, RedemptionStatusEnum, RedemptionType
 from schema.tickets import TicketConnection, TicketStatusEnum, TicketType, can_view_ticket
 
@@ -93,8 +94,14 @@ class MemberType(relay.Node):
         kind: list[LedgerEntryKindEnum] | None = None,  # type: ignore[valid-type]
     ) -> LedgerEntryConnection:
         size, after_key = page_size(first), decode_cursor(after)
-        page = await entries_page(self._member.id, after_key, size, kind)
-        return LedgerEntryConnection.build(page, LedgerEntryType.from_domain, lambda e: e.seq,
+        kinds = tuple(kind or ())
+        loaders = info.context.loaders  # batched: a list of members costs one query
+        entries, has_next = await loaders.ledger_page.load((self._member.id, after_key, size,
+                                                            kinds))
+        total = (await loaders.ledger_count.load((self._member.id, kinds))
+                 if selects(info, "totalCount") else 0)  # 0: not asked for, never shown
+        return LedgerEntryConnection.build(Page(entries, has_next, total),
+                                           LedgerEntryType.from_domain, lambda e: e.seq,
                                            after_key)
 
     @strawberry.field(description="Rewards the member redeemed, newest first.")

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
+from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from domain.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from schema.errors import BadUserInput
@@ -64,6 +65,20 @@ def node_id(global_id: relay.GlobalID | strawberry.ID | str, type_name: str) -> 
     except ValueError:
         return None
     return key if 0 < key <= MAX_KEY else None
+
+
+def selects(info: strawberry.Info, name: str) -> bool:
+    """Whether the field being resolved selects `name` (directly or through fragments):
+    lets a connection skip its COUNT when nobody asked for `totalCount`."""
+    def walk(selections: list[Any]) -> bool:
+        for s in selections:
+            if isinstance(s, SelectedField) and s.name == name:
+                return True
+            if isinstance(s, (FragmentSpread, InlineFragment)) and walk(s.selections):
+                return True
+        return False
+
+    return any(walk(field.selections) for field in info.selected_fields)
 
 
 def global_id(type_name: str, key: int) -> str:
