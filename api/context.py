@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,15 +21,15 @@ from api.settings import Settings
 from api.throttle import Throttle
 from domain import clock
 from domain.access import Principal
-from domain.ledger.model import EntryKind
 from domain.ledger.queries import balances, entries_pages, entry_counts, expiring_soon
-from domain.ledger.values import Balance, Entry
+from domain.ledger.values import Balance
 from domain.members.model import Member
 from domain.members.services import get_members_by_ids
 from domain.rewards.model import Ineligibility, Reward, ineligibility
-from domain.rewards.queries import held_units
+from domain.rewards.queries import held_units, redemption_counts, redemptions_pages
 from domain.rewards.services import all_rewards, rewards_by_ids
 from domain.tickets.model import Ticket
+from domain.tickets.queries import message_counts, messages_pages, ticket_counts, tickets_pages
 from domain.tickets.services import tickets_by_ids
 from domain.tiers.model import Tier, tier_for
 from domain.tiers.services import list_tiers
@@ -60,25 +60,36 @@ async def _load_expiring(keys: list[tuple[int, int]]) -> list[int]:
     return [totals[days][member_id] for member_id, days in keys]
 
 
-LedgerPageKey = tuple[int, int | None, int, tuple[EntryKind, ...]]  # member, after, first, kinds
+Pages = dict[int, tuple[list[Any], bool]]
+PageKey = tuple[int, int | None, int, Hashable]  # parent id, after, first, filter
 
 
-async def _load_ledger_pages(keys: list[LedgerPageKey]) -> list[tuple[list[Entry], bool]]:
-    """Ledger pages of many members (a list of members, each with `ledger`): one query per
-    distinct (after, first, kinds), whatever the number of members."""
-    groups: dict[tuple[int | None, int, tuple[EntryKind, ...]], list[int]] = {}
-    for member_id, after, first, kinds in keys:
-        groups.setdefault((after, first, kinds), []).append(member_id)
-    pages = {args: await entries_pages(ids, *args) for args, ids in groups.items()}
-    return [pages[(after, first, kinds)][m] for m, after, first, kinds in keys]
+def page_loader(fetch: Callable[[list[int], int | None, int, Any], Awaitable[Pages]]
+                ) -> DataLoader[PageKey, tuple[list[Any], bool]]:
+    """Keyset pages of a child list for many parents (each member's ledger in a list of
+    members): one `fetch` per distinct (after, first, filter), whatever the number of
+    parents, so a list never costs a query per row."""
+    async def load(keys: list[PageKey]) -> list[tuple[list[Any], bool]]:
+        groups: dict[tuple[int | None, int, Hashable], list[int]] = {}
+        for parent, after, first, extra in keys:
+            groups.setdefault((after, first, extra), []).append(parent)
+        pages = {args: await fetch(ids, *args) for args, ids in groups.items()}
+        return [pages[(after, first, extra)][p] for p, after, first, extra in keys]
+
+    return DataLoader(load_fn=load)
 
 
-async def _load_ledger_counts(keys: list[tuple[int, tuple[EntryKind, ...]]]) -> list[int]:
-    groups: dict[tuple[EntryKind, ...], list[int]] = {}
-    for member_id, kinds in keys:
-        groups.setdefault(kinds, []).append(member_id)
-    counts = {kinds: await entry_counts(ids, kinds) for kinds, ids in groups.items()}
-    return [counts[kinds][m] for m, kinds in keys]
+def count_loader(count: Callable[[list[int], Any], Awaitable[dict[int, int]]]
+                 ) -> DataLoader[tuple[int, Hashable], int]:
+    """`totalCount` of those lists: one grouped COUNT per distinct filter."""
+    async def load(keys: list[tuple[int, Hashable]]) -> list[int]:
+        groups: dict[Hashable, list[int]] = {}
+        for parent, extra in keys:
+            groups.setdefault(extra, []).append(parent)
+        counts = {extra: await count(ids, extra) for extra, ids in groups.items()}
+        return [counts[extra][p] for p, extra in keys]
+
+    return DataLoader(load_fn=load)
 
 
 async def _load_rewards(ids: list[int]) -> list[Reward | None]:
@@ -99,10 +110,22 @@ class Loaders:
         self.balance: DataLoader[int, Balance] = DataLoader(load_fn=_load_balances)
         self.expiring: DataLoader[tuple[int, int], int] = DataLoader(load_fn=_load_expiring)
         self.ticket: DataLoader[int, Ticket | None] = DataLoader(load_fn=_load_tickets)
-        self.ledger_page: DataLoader[LedgerPageKey, tuple[list[Entry], bool]] = DataLoader(
-            load_fn=_load_ledger_pages)
-        self.ledger_count: DataLoader[tuple[int, tuple[EntryKind, ...]], int] = DataLoader(
-            load_fn=_load_ledger_counts)
+        # member.ledger / member.tickets / member.redemptions / ticket.messages in lists
+        self.ledger_page = page_loader(
+            lambda ids, after, first, kinds: entries_pages(ids, after, first, kinds))
+        self.ledger_count = count_loader(lambda ids, kinds: entry_counts(ids, kinds))
+        self.tickets_page = page_loader(
+            lambda ids, after, first, status: tickets_pages(ids, status, after, first))
+        self.tickets_count = count_loader(lambda ids, status: ticket_counts(ids, status))
+        self.redemptions_page = page_loader(
+            lambda ids, after, first, status: redemptions_pages(ids, status, after, first))
+        self.redemptions_count = count_loader(
+            lambda ids, status: redemption_counts(ids, status))
+        self.messages_page = page_loader(
+            lambda ids, after, first, internal: messages_pages(ids, after, first,
+                                                               include_internal=internal))
+        self.messages_count = count_loader(
+            lambda ids, internal: message_counts(ids, include_internal=internal))
         self._tiers: asyncio.Future[list[Tier]] | None = None
 
     async def tiers(self) -> list[Tier]:

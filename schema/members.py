@@ -10,10 +10,6 @@ from strawberry import relay
 from domain.access import Role, can_view_member
 from domain.ledger.queries import tier_history
 from domain.members.model import Member, MemberStatus
-from domain.pagination import Page
-from domain.rewards.services import redemptions_page
-from domain.tickets.model import TicketFilter
-from domain.tickets.services import tickets_page
 from domain.tiers.model import progress, tier_for
 from schema.errors import Forbidden, UserError
 from schema.ledger import (
@@ -24,7 +20,7 @@ from schema.ledger import (
     TierChangeType,
 )
 from schema.program import TierProgressType, TierType
-from schema.relay import Connection, decode_cursor, page_size, selects
+from schema.relay import Connection, batched_page, decode_cursor, page_size
 from schema.rewards import RedemptionConnection, RedemptionStatusEnum, RedemptionType
 from schema.tickets import TicketConnection, TicketStatusEnum, TicketType, can_view_ticket
 
@@ -94,23 +90,21 @@ class MemberType(relay.Node):
         kind: list[LedgerEntryKindEnum] | None = None,  # type: ignore[valid-type]
     ) -> LedgerEntryConnection:
         size, after_key = page_size(first), decode_cursor(after)
-        kinds = tuple(kind or ())
-        loaders = info.context.loaders  # batched: a list of members costs one query
-        entries, has_next = await loaders.ledger_page.load((self._member.id, after_key, size,
-                                                            kinds))
-        total = (await loaders.ledger_count.load((self._member.id, kinds))
-                 if selects(info, "totalCount") else 0)  # 0: not asked for, never shown
-        return LedgerEntryConnection.build(Page(entries, has_next, total),
-                                           LedgerEntryType.from_domain, lambda e: e.seq,
+        loaders = info.context.loaders
+        page = await batched_page(info, loaders.ledger_page, loaders.ledger_count,
+                                  self._member.id, after_key, size, tuple(kind or ()))
+        return LedgerEntryConnection.build(page, LedgerEntryType.from_domain, lambda e: e.seq,
                                            after_key)
 
     @strawberry.field(description="Rewards the member redeemed, newest first.")
     async def redemptions(
-        self, first: int | None = None, after: str | None = None,
+        self, info: strawberry.Info, first: int | None = None, after: str | None = None,
         status: RedemptionStatusEnum | None = None,  # type: ignore[valid-type]
     ) -> RedemptionConnection:
         size, after_key = page_size(first), decode_cursor(after)
-        page = await redemptions_page(self._member.id, after_key, size, status)
+        loaders = info.context.loaders
+        page = await batched_page(info, loaders.redemptions_page, loaders.redemptions_count,
+                                  self._member.id, after_key, size, status)
         return RedemptionConnection.build(page, RedemptionType.from_domain, lambda r: r.id,
                                           after_key)
 
@@ -123,8 +117,9 @@ class MemberType(relay.Node):
         if not can_view_ticket(info.context.principal, self._member.id):
             raise Forbidden("Only staff and the member itself see its tickets.")
         size, after_key = page_size(first), decode_cursor(after)
-        page = await tickets_page(TicketFilter(status=status, member_id=self._member.id),
-                                  after_key, size)
+        loaders = info.context.loaders
+        page = await batched_page(info, loaders.tickets_page, loaders.tickets_count,
+                                  self._member.id, after_key, size, status)
         return TicketConnection.build(page, TicketType.from_domain, lambda t: t.id, after_key)
 
     @strawberry.field(description="Moves on the tier ladder, newest first.")

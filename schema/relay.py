@@ -81,6 +81,16 @@ def selects(info: strawberry.Info, name: str) -> bool:
     return any(walk(field.selections) for field in info.selected_fields)
 
 
+async def batched_page(info: strawberry.Info, pages: Any, counts: Any, parent: int,
+                       after: int | None, first: int, extra: Any) -> Page[Any]:
+    """A child list's page through the request's DataLoaders (`page_loader`,
+    `count_loader` in api.context): a list of parents costs one query, not one per row;
+    the COUNT runs only when `totalCount` is selected (otherwise 0, never shown)."""
+    items, has_next = await pages.load((parent, after, first, extra))
+    total = await counts.load((parent, extra)) if selects(info, "totalCount") else 0
+    return Page(items, has_next, total)
+
+
 def global_id(type_name: str, key: int) -> str:
     return str(relay.GlobalID(type_name, str(key)))
 

@@ -23,10 +23,10 @@ from domain.tickets.model import (
     TicketStats,
     TicketStatus,
 )
-from domain.tickets.services import messages_by_ids, messages_page
+from domain.tickets.services import messages_by_ids
 from schema.errors import UserError
 from schema.program import TicketPriorityEnum
-from schema.relay import Connection, decode_cursor, page_size
+from schema.relay import Connection, batched_page, decode_cursor, page_size
 
 if TYPE_CHECKING:
     from schema.members import MemberType
@@ -181,8 +181,10 @@ class TicketType(relay.Node):
     async def messages(self, info: strawberry.Info, first: int | None = None,
                        after: str | None = None) -> TicketMessageConnection:
         size, after_key = page_size(first), decode_cursor(after)
-        page = await messages_page(self._ticket.id, after_key, size,
-                                   include_internal=sees_internal(info.context.principal))
+        loaders = info.context.loaders
+        page = await batched_page(info, loaders.messages_page, loaders.messages_count,
+                                  self._ticket.id, after_key, size,
+                                  sees_internal(info.context.principal))
         return TicketMessageConnection.build(page, TicketMessageType.from_domain,
                                              lambda m: m.id, after_key)
 

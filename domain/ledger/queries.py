@@ -7,9 +7,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from tortoise.functions import Count
-
 from domain import clock
+from domain.keyset import counts_per_parent, pages_per_parent
 from domain.ledger.model import GENESIS_HASH, EntryFacts, EntryKind, chain_hash
 from domain.ledger.tables import BalanceRow, LedgerEntryRow, LotRow
 from domain.ledger.values import Balance, Entry
@@ -54,57 +53,20 @@ async def entries_page(member_id: int, after_seq: int | None, first: int,
 async def entries_pages(member_ids: Sequence[int], after_seq: int | None, first: int,
                         kinds: Sequence[EntryKind] | None = None
                         ) -> dict[int, tuple[list[Entry], bool]]:
-    """`entries_page` for many members in one statement (without the totals): per member,
-    its newest `first` entries before `after_seq` and whether more follow.
-
-    One keyset scan per member on the unique (member, seq) index, glued with UNION ALL:
-    the cost follows the page size, never the length of anyone's ledger. Plain SQL because
-    the ORM has no UNION; rows still go through the model, so types are the ORM's."""
-    ids = list(dict.fromkeys(member_ids))
-    if not ids:
-        return {}
-    meta = LedgerEntryRow._meta
-    db = meta.db
-    columns = ", ".join(f'"{c}"' for c in meta.db_fields)
-    params: list[object] = []
-
-    def param(value: object) -> str:
-        params.append(value)
-        return "?" if db.capabilities.dialect == "sqlite" else f"${len(params)}"
-
-    parts = []
-    for n, member_id in enumerate(ids):
-        where = f'"member_id" = {param(member_id)}'
-        if after_seq is not None:
-            where += f' AND "seq" < {param(after_seq)}'
-        if kinds:
-            where += f' AND "kind" IN ({", ".join(param(k.value) for k in kinds)})'
-        # Only the model's own table and column names are spliced in; values are parameters.
-        parts.append(f'SELECT * FROM (SELECT {columns} FROM "{meta.db_table}" '  # noqa: S608
-                     f'WHERE {where} ORDER BY "seq" DESC LIMIT {param(first + 1)}) AS p{n}')
-    _, rows = await db.execute_query(" UNION ALL ".join(parts), params)
-    found: dict[int, list[Entry]] = {i: [] for i in ids}
-    for row in rows:
-        entry = Entry.of(LedgerEntryRow._init_from_db(**dict(row)))
-        found[entry.member_id].append(entry)
-    pages = {}
-    for member_id, entries in found.items():
-        entries.sort(key=lambda e: -e.seq)
-        pages[member_id] = (entries[:first], len(entries) > first)
-    return pages
+    """`entries_page` for many members in one statement, without the totals: per member,
+    its newest `first` entries before `after_seq`, and whether more follow."""
+    where = {"kind": [k.value for k in kinds]} if kinds else None
+    pages = await pages_per_parent(LedgerEntryRow, "member_id", member_ids, "seq",
+                                   after=after_seq, first=first, newest_first=True,
+                                   where=where)
+    return {m: ([Entry.of(r) for r in rows], more) for m, (rows, more) in pages.items()}
 
 
 async def entry_counts(member_ids: Sequence[int], kinds: Sequence[EntryKind] | None = None
                        ) -> dict[int, int]:
     """How many entries (of `kinds`) each member has, in one query."""
-    ids = list(member_ids)
-    qs = LedgerEntryRow.filter(member_id__in=ids)
-    if kinds:
-        qs = qs.filter(kind__in=[k.value for k in kinds])
-    rows = await qs.group_by("member_id").annotate(n=Count("id")).values_list("member_id", "n")
-    counts = dict.fromkeys(ids, 0)
-    counts.update({m: n for m, n in rows})  # type: ignore[misc]
-    return counts
+    where = {"kind": [k.value for k in kinds]} if kinds else None
+    return await counts_per_parent(LedgerEntryRow, "member_id", member_ids, where=where)
 
 
 async def entries_by_ids(ids: Iterable[int]) -> dict[int, Entry]:

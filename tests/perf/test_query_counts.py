@@ -1,0 +1,101 @@
+"""SQL statements per request, on both stacks: a list resolver must never issue one query
+per row. Each list is fetched at two page sizes; the statement counts must be equal
+(counted as the benchmark counts them: tests/support/sql_counter.py). The hot paths of the
+benchmark (bench/) also have a ceiling, so a new query on them is a decision, not a drift.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from domain.access import Role
+from domain.ledger.services import record_purchase
+from domain.ledger.values import Idempotency
+from domain.members.model import Registration
+from domain.members.services import register_member
+from domain.rewards.model import RewardDraft
+from domain.rewards.services import create_reward, redeem_reward
+from domain.tickets.services import add_message, open_ticket
+from domain.tiers.model import TicketPriority, TierDraft
+from domain.tiers.services import create_tier
+from tests.conftest import GraphQLClient
+from tests.support.sql_counter import count_statements
+
+MEMBERS = 8
+
+STAFF_PAGE = """query($n: Int!) { members(first: $n) { totalCount edges { node {
+  id email tier { name } tierProgress { pointsToNext } points { available expiringSoon }
+  ledger(first: 3) { totalCount edges { node { id kind points } } }
+  redemptions(first: 2) { totalCount edges { node { id code } } }
+  tickets(first: 2) { totalCount edges { node { id subject
+    messages(first: 2) { totalCount edges { node { id body } } } } } } } } } }"""
+
+TICKETS_PAGE = """query($n: Int!) { tickets(first: $n) { totalCount edges { node {
+  id number priority member { id email tier { name } points { available } }
+  messages(first: 3) { totalCount edges { node { id body internal } } } } } } }"""
+
+HOME = """{ me { id name tier { name } tierProgress { qualifyingPoints pointsToNext next { name } }
+  points { available pending }
+  ledger(first: 5) { edges { node { id kind points occurredAt reason } } } }
+  rewards(first: 0, filter: {eligibleOnly: true}) { totalCount } }"""
+
+
+async def _program() -> list[int]:
+    """MEMBERS members, each with purchases, a redemption and two tickets with messages."""
+    await create_tier(TierDraft("Silver", 1, 0, Decimal("1"), (), TicketPriority.NORMAL))
+    await create_tier(TierDraft("Gold", 2, 500, Decimal("1.5"), (), TicketPriority.HIGH))
+    reward = await create_reward(RewardDraft("Coffee", 50, per_member_limit=3))
+    await create_reward(RewardDraft("Mug", 400))
+    ids = []
+    for i in range(MEMBERS):
+        member = await register_member(Registration(email=f"m{i}@example.com", name=f"M {i}"),
+                                       password_required=False)
+        ids.append(member.id)
+        for n in range(3):
+            order = f"O-{i}-{n}"
+            await record_purchase(member.id, order, Decimal("120"), None, None,
+                                  Idempotency("test", order, {"order": order}))
+        await redeem_reward(reward.id, member.id, Idempotency("test", f"R-{i}", {"r": i}))
+        for t in range(2):
+            ticket, _ = await open_ticket(member.id, f"Help {i}.{t}", "Where are my points?",
+                                          author_role="MEMBER", author=None)
+            await add_message(ticket.id, "Looking into it.", internal=False,
+                              author_role="AGENT", author="agent")
+            await add_message(ticket.id, "Note to self.", internal=True,
+                              author_role="AGENT", author="agent")
+    return ids
+
+
+async def _statements(gql: GraphQLClient, query: str, variables: dict[str, Any] | None,
+                      token: str) -> int:
+    await gql.ok(query, variables, token)  # warm: per-process caches fill on first use
+    with count_statements() as counter:
+        await gql.ok(query, variables, token)
+    return counter.count
+
+
+@pytest.mark.parametrize("query", [STAFF_PAGE, TICKETS_PAGE], ids=["members", "tickets"])
+async def test_list_statements_do_not_grow_with_the_page_size(gql: GraphQLClient,
+                                                              query: str) -> None:
+    # given a program whose members have ledgers, redemptions, tickets and messages
+    await _program()
+    admin = gql.token(Role.ADMIN)
+    # when the same list is read two and eight rows at a time
+    small = await _statements(gql, query, {"n": 2}, admin)
+    large = await _statements(gql, query, {"n": MEMBERS}, admin)
+    # then it costs the same number of statements: nothing runs once per row
+    assert large == small, f"{small} statements for 2 rows, {large} for {MEMBERS}"
+
+
+async def test_the_benchmark_hot_paths_stay_within_their_statement_counts(
+        gql: GraphQLClient) -> None:
+    ids = await _program()
+    member = gql.token(Role.MEMBER, ids[3])
+    assert await _statements(gql, "{ __typename }", None, gql.token(Role.ADMIN)) == 0
+    # the home screen: member (with the token check), tiers, balance, ledger page, the
+    # member's redemptions (for the per-member limits); the catalogue is cached
+    assert await _statements(gql, HOME, None, member) <= 5
+    assert await _statements(gql, STAFF_PAGE, {"n": MEMBERS}, gql.token(Role.ADMIN)) <= 14
