@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any
 
 from strawberry.dataloader import DataLoader
@@ -103,30 +104,73 @@ async def _load_tickets(ids: list[int]) -> list[Ticket | None]:
 
 
 class Loaders:
+    """The request's DataLoaders, each built on first use: most operations touch two or
+    three of them, and every subscription event gets a fresh set."""
+
     def __init__(self) -> None:
-        self.reward: DataLoader[int, Reward | None] = DataLoader(load_fn=_load_rewards)
-        self.held: DataLoader[int, dict[int, int]] = DataLoader(load_fn=_load_held)
-        self.member: DataLoader[int, Member | None] = DataLoader(load_fn=_load_members)
-        self.balance: DataLoader[int, Balance] = DataLoader(load_fn=_load_balances)
-        self.expiring: DataLoader[tuple[int, int], int] = DataLoader(load_fn=_load_expiring)
-        self.ticket: DataLoader[int, Ticket | None] = DataLoader(load_fn=_load_tickets)
-        # member.ledger / member.tickets / member.redemptions / ticket.messages in lists
-        self.ledger_page = page_loader(
-            lambda ids, after, first, kinds: entries_pages(ids, after, first, kinds))
-        self.ledger_count = count_loader(lambda ids, kinds: entry_counts(ids, kinds))
-        self.tickets_page = page_loader(
-            lambda ids, after, first, status: tickets_pages(ids, status, after, first))
-        self.tickets_count = count_loader(lambda ids, status: ticket_counts(ids, status))
-        self.redemptions_page = page_loader(
-            lambda ids, after, first, status: redemptions_pages(ids, status, after, first))
-        self.redemptions_count = count_loader(
-            lambda ids, status: redemption_counts(ids, status))
-        self.messages_page = page_loader(
-            lambda ids, after, first, internal: messages_pages(ids, after, first,
-                                                               include_internal=internal))
-        self.messages_count = count_loader(
-            lambda ids, internal: message_counts(ids, include_internal=internal))
         self._tiers: asyncio.Future[list[Tier]] | None = None
+
+    @cached_property
+    def reward(self) -> DataLoader[int, Reward | None]:
+        return DataLoader(load_fn=_load_rewards)
+
+    @cached_property
+    def held(self) -> DataLoader[int, dict[int, int]]:
+        return DataLoader(load_fn=_load_held)
+
+    @cached_property
+    def member(self) -> DataLoader[int, Member | None]:
+        return DataLoader(load_fn=_load_members)
+
+    @cached_property
+    def balance(self) -> DataLoader[int, Balance]:
+        return DataLoader(load_fn=_load_balances)
+
+    @cached_property
+    def expiring(self) -> DataLoader[tuple[int, int], int]:
+        return DataLoader(load_fn=_load_expiring)
+
+    @cached_property
+    def ticket(self) -> DataLoader[int, Ticket | None]:
+        return DataLoader(load_fn=_load_tickets)
+
+    # member.ledger / member.tickets / member.redemptions / ticket.messages in lists
+
+    @cached_property
+    def ledger_page(self) -> DataLoader[PageKey, tuple[list[Any], bool]]:
+        return page_loader(lambda ids, after, first, kinds: entries_pages(ids, after, first,
+                                                                          kinds))
+
+    @cached_property
+    def ledger_count(self) -> DataLoader[tuple[int, Hashable], int]:
+        return count_loader(lambda ids, kinds: entry_counts(ids, kinds))
+
+    @cached_property
+    def tickets_page(self) -> DataLoader[PageKey, tuple[list[Any], bool]]:
+        return page_loader(lambda ids, after, first, status: tickets_pages(ids, status, after,
+                                                                           first))
+
+    @cached_property
+    def tickets_count(self) -> DataLoader[tuple[int, Hashable], int]:
+        return count_loader(lambda ids, status: ticket_counts(ids, status))
+
+    @cached_property
+    def redemptions_page(self) -> DataLoader[PageKey, tuple[list[Any], bool]]:
+        return page_loader(lambda ids, after, first, status: redemptions_pages(ids, status,
+                                                                               after, first))
+
+    @cached_property
+    def redemptions_count(self) -> DataLoader[tuple[int, Hashable], int]:
+        return count_loader(lambda ids, status: redemption_counts(ids, status))
+
+    @cached_property
+    def messages_page(self) -> DataLoader[PageKey, tuple[list[Any], bool]]:
+        return page_loader(lambda ids, after, first, internal: messages_pages(
+            ids, after, first, include_internal=internal))
+
+    @cached_property
+    def messages_count(self) -> DataLoader[tuple[int, Hashable], int]:
+        return count_loader(lambda ids, internal: message_counts(ids, include_internal=internal))
 
     async def tiers(self) -> list[Tier]:
         # One query per operation, however many resolvers ask at the same time.

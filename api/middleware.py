@@ -20,6 +20,12 @@ class RequestId:
             return
         rid = new_request_id(Headers(scope=scope).get("x-request-id"))
         token = request_id_var.set(rid)
+        if scope["type"] == "websocket":  # no response headers: leave its frames alone
+            try:
+                await self.app(scope, receive, send)
+            finally:
+                request_id_var.reset(token)
+            return
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":

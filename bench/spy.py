@@ -9,9 +9,10 @@ import subprocess
 import sys
 import threading
 from pathlib import Path
+from typing import Any
 
 from bench import load
-from bench.__main__ import DATA, sqlite_dataset
+from bench.__main__ import DATA, fanout, sqlite_dataset
 from bench.seed import Shape
 from bench.server import app_server, free_port
 from bench.workloads import build
@@ -25,16 +26,20 @@ def main() -> None:
              Shape(members=2000, entries=30_000, heavy_entries=10_000, tickets=200))
     db_path, info = sqlite_dataset("main", shape)
     members = list(range(3, info["members"] + 1))[:: max(1, info["members"] // 1000)]
-    w = build(info, members[:1000], info["spenders"])[name]
+    w = build(info, members[:1000], info["spenders"]).get(name)
     (DATA / "logs").mkdir(exist_ok=True)
     server = app_server(f"sqlite://{db_path}", None, 1, free_port(),
                         DATA / "logs" / "spy.log").start()
     out = DATA / f"spy-{name}.txt"
     try:
-        load.run(w, server.url, 2)
-        result: dict[str, load.LoadResult] = {}
-        t = threading.Thread(target=lambda: result.setdefault(
-            "r", load.run(w, server.url, seconds + 2)))
+        result: dict[str, Any] = {}
+        if w is None:  # fanout: 1,000 subscribers, events during the sampling
+            t = threading.Thread(target=lambda: result.setdefault(
+                "r", fanout(server, info, 1000, seconds)))
+        else:
+            load.run(w, server.url, 2)
+            t = threading.Thread(target=lambda: result.setdefault(
+                "r", load.run(w, server.url, seconds + 2)))
         t.start()
         py_spy = str(Path(sys.executable).parent / "py-spy")
         subprocess.run([py_spy, "record", "-p", str(server.serving_pids()[0]), "-d",
@@ -44,7 +49,8 @@ def main() -> None:
     finally:
         server.stop()
     r = result["r"]
-    print(f"{name}: {r.rps:.0f} req/s under py-spy, p50 {r.p50_ms:.1f} ms")
+    if w is not None:
+        print(f"{name}: {r.rps:.0f} req/s under py-spy, p50 {r.p50_ms:.1f} ms")
     own: collections.Counter[str] = collections.Counter()
     incl: collections.Counter[str] = collections.Counter()
     total = 0

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from tortoise.expressions import Q
+from tortoise.expressions import Q, Subquery
 
 from domain.ledger.book import Book
 from domain.ledger.events import TierChanged
@@ -27,8 +27,13 @@ async def qualifying_points(member_id: int, now: datetime, window_days: int
     since = now - timedelta(days=window_days)
     # A purchase's entries (its earn, bonuses and refund clawbacks) count while the
     # purchase is in the window, so a clawback never outlives what it reverses.
+    # The member's purchases are found through its ledger entries (indexed by member):
+    # the purchase table has no member index, and scanning it made every purchase slower
+    # as the program grew. A purchase without entries earned nothing, so counts nothing.
+    own = LedgerEntryRow.filter(member_id=member_id, purchase_id__not_isnull=True)
     purchases: dict[int, datetime] = dict(await PurchaseRow.filter(  # type: ignore[arg-type]
-        member_id=member_id, occurred_at__gte=since).values_list("id", "occurred_at"))
+        id__in=Subquery(own.values("purchase_id")), occurred_at__gte=since,
+    ).values_list("id", "occurred_at"))
     rows = await LedgerEntryRow.filter(
         Q(purchase_id__isnull=True, occurred_at__gte=since)
         | Q(purchase_id__in=list(purchases)),
