@@ -191,6 +191,8 @@ class Services:
     coupon_throttle: Throttle
     #: The catalogue as last decoded by this process: (version, when, rewards).
     decoded_catalogue: tuple[Any, float, tuple[Reward, ...]] | None = None
+    #: What recent subscription events read, shared by their subscribers (resolvers.ledger).
+    event_rows: dict[Any, Any] = field(default_factory=dict)
 
 
 @dataclass

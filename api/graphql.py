@@ -17,6 +17,7 @@ import time
 from datetime import datetime
 from typing import Any
 
+import orjson
 import strawberry
 from graphql import GraphQLError
 from starlette.requests import Request
@@ -149,6 +150,12 @@ class GraphQLApp(GraphQL[Context, None]):
             allowed_origins=settings.ws_allowed_origins,
         )
         self.services = services
+
+    def encode_json(self, data: object) -> str:
+        # orjson: several times faster than json.dumps for a page of members, and for each
+        # frame of a subscription fan-out; the same compact JSON (non-ASCII left as UTF-8).
+        # A str, not bytes: WebSocket messages must go out as text frames.
+        return orjson.dumps(data).decode()
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         ctx = Context(services=self.services, principal=ANONYMOUS, request=request,

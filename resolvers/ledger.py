@@ -239,7 +239,7 @@ class LedgerSubscriptions:
 
 async def _event(info: strawberry.Info, message: dict[str, Any]) -> PointsChangedEventType:
     member_id = int(message["member_id"])
-    member, found = await _event_rows(member_id, message)
+    member, found = await _event_rows(info.context.services.event_rows, member_id, message)
     entries = [LedgerEntryType.from_domain(found[i]) for i in message["entry_ids"] if i in found]
     balance = Balance(**message["balance"])
     return PointsChangedEventType(
@@ -248,29 +248,30 @@ async def _event(info: strawberry.Info, message: dict[str, Any]) -> PointsChange
         sequence=message["sequence"])
 
 
-async def _event_rows(member_id: int, message: dict[str, Any]) -> tuple[Any, dict[int, Any]]:
+async def _event_rows(held_rows: dict[Any, Any], member_id: int, message: dict[str, Any]
+                      ) -> tuple[Any, dict[int, Any]]:
     """The member and entries of one event, read once for all its subscribers in this
     process: a fan-out to 1,000 subscribers of a member's stream made 2,000 identical
-    queries. Keyed on the event (member, sequence), held briefly: this is the event's own
-    data, shared by everyone receiving that event, not a cache across events."""
+    queries. Keyed on the event (member, sequence, entries), held briefly by the app's
+    services: this is the event's own data, shared by everyone receiving that event, not
+    a cache across events."""
     key = (member_id, int(message["sequence"]), tuple(message["entry_ids"]))
     now = asyncio.get_running_loop().time()
-    held = _EVENT_ROWS.get(key)
+    held = held_rows.get(key)
     if held is None or now - held[0] > EVENT_ROWS_SECONDS:
         async def read() -> tuple[Any, dict[int, Any]]:
             members = await get_members_by_ids([member_id])
             return members.get(member_id), await entries_by_ids(message["entry_ids"])
 
         held = (now, asyncio.ensure_future(read()))
-        _EVENT_ROWS[key] = held
-        while len(_EVENT_ROWS) > 256:
-            _EVENT_ROWS.pop(next(iter(_EVENT_ROWS)))
+        held_rows[key] = held
+        while len(held_rows) > 256:
+            held_rows.pop(next(iter(held_rows)))
     try:
         return await held[1]
     except Exception:
-        _EVENT_ROWS.pop(key, None)  # not remembered: the next subscriber tries again
+        held_rows.pop(key, None)  # not remembered: the next subscriber tries again
         raise
 
 
-_EVENT_ROWS: dict[tuple[int, int, tuple[int, ...]], tuple[float, asyncio.Future[Any]]] = {}
 EVENT_ROWS_SECONDS = 5.0
