@@ -86,8 +86,7 @@ def sqlite_dataset(name: str, shape: Shape, check: bool = True) -> tuple[Path, d
     template = DATA / f"{name}-{key}.sqlite3"
     meta = DATA / f"{name}-{key}.json"
     if not (template.exists() and meta.exists()):
-        for old in DATA.glob(f"{name}-*"):
-            old.unlink()
+        template.unlink(missing_ok=True)
         log(f"seeding {name}: {shape.members} members, {shape.entries} entries "
             f"(once; cached in {DATA.relative_to(ROOT)})")
         info = asyncio.run(_seed_into(f"sqlite://{template}", shape, False, check))
@@ -141,9 +140,7 @@ def postgres_dataset(shape: Shape) -> tuple[str, dict[str, Any]]:
     meta = DATA / f"pg-{key}.json"
     exists = asyncio.run(_pg(f"SELECT 1 FROM pg_database WHERE datname = '{template}'"))
     if not exists or not meta.exists():
-        for row in asyncio.run(_pg("SELECT datname FROM pg_database "
-                                   "WHERE datname LIKE 'lgbench_tpl_%'")):
-            asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{row["datname"]}" WITH (FORCE)'))
+        asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{template}" WITH (FORCE)'))
         asyncio.run(_pg(f'CREATE DATABASE "{template}"'))
         log(f"seeding PostgreSQL: {shape.members} members, {shape.entries} entries (once)")
         info = asyncio.run(_seed_into(_pg_url(template), shape, True, False))

@@ -138,8 +138,9 @@ def run(w: Workload, url: str, seconds: float, connections: int = 16, threads: i
             script = os.path.join(tmp, "load.lua")
             with open(script, "w") as f:
                 f.write(lua_script(w, run_tag))
-            cmd = ["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
-                   "--timeout", "10s", "-s", script, url + w.path]
+            cmd = ["wrk", f"-t{min(threads, connections)}", f"-c{connections}",
+                   f"-d{max(1, round(seconds))}s", "--timeout", "10s", "-s", script,
+                   url + w.path]
         else:
             spec = os.path.join(tmp, "load.json")
             with open(spec, "w") as f:
