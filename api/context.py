@@ -34,7 +34,7 @@ from domain.tickets.queries import message_counts, messages_pages, ticket_counts
 from domain.tickets.services import tickets_by_ids
 from domain.tiers.model import Tier, tier_for
 from domain.tiers.services import list_tiers
-from resolvers.events import CATALOGUE_VERSION, invalidate_catalogue
+from resolvers.events import CATALOGUE_VERSION, TIERS_VERSION, invalidate_catalogue
 
 
 async def _load_members(ids: list[int]) -> list[Member | None]:
@@ -172,12 +172,6 @@ class Loaders:
     def messages_count(self) -> DataLoader[tuple[int, Hashable], int]:
         return count_loader(lambda ids, internal: message_counts(ids, include_internal=internal))
 
-    async def tiers(self) -> list[Tier]:
-        # One query per operation, however many resolvers ask at the same time.
-        if self._tiers is None:
-            self._tiers = asyncio.ensure_future(list_tiers())
-        return await self._tiers
-
 
 @dataclass
 class Services:
@@ -191,6 +185,8 @@ class Services:
     coupon_throttle: Throttle
     #: The catalogue as last decoded by this process: (version, when, rewards).
     decoded_catalogue: tuple[Any, float, tuple[Reward, ...]] | None = None
+    #: The tier ladder as last read by this process: (version, when, tiers).
+    decoded_tiers: tuple[Any, float, tuple[Tier, ...]] | None = None
     #: What recent subscription events read, shared by their subscribers (resolvers.ledger).
     event_rows: dict[Any, Any] = field(default_factory=dict)
 
@@ -219,7 +215,23 @@ class Context:
         return self.services.broker
 
     async def tiers(self) -> list[Tier]:
-        return await self.loaders.tiers()
+        # One read per operation, however many resolvers ask at the same time.
+        if self.loaders._tiers is None:
+            self.loaders._tiers = asyncio.ensure_future(self._shared_tiers())
+        return list(await self.loaders._tiers)
+
+    async def _shared_tiers(self) -> list[Tier]:
+        """The ladder, from this process's copy while its version is current: nearly every
+        request shows a tier, and the ladder changes only through createTier/updateTier,
+        which bump the version (shared through the cache, so every process sees it)."""
+        version = await self.services.cache.get(TIERS_VERSION) or 0
+        memo = self.services.decoded_tiers
+        if memo is not None and memo[0] == version and \
+                time.monotonic() - memo[1] < CATALOGUE_MEMO_SECONDS:
+            return list(memo[2])
+        tiers = await list_tiers()
+        self.services.decoded_tiers = (version, time.monotonic(), tuple(tiers))
+        return tiers
 
     async def catalogue(self) -> list[Reward]:
         """The whole rewards catalogue, from the shared cache when it is there.

@@ -86,6 +86,15 @@ async def invalidate_catalogue(cache: Any) -> None:
     await cache.incr(CATALOGUE_VERSION, 1)
 
 
+#: The tier ladder is kept by each process under this version; createTier and updateTier
+#: bump it (see api.context.Context.tiers).
+TIERS_VERSION = "tiers:version"
+
+
+async def invalidate_tiers(cache: Any) -> None:
+    await cache.incr(TIERS_VERSION, 1)
+
+
 async def publish_job_report(ctx: Any, cache: Any, report: Any) -> None:
     """After the scheduled jobs committed: their events, and a fresh catalogue if coupons
     expired (stock may have come back)."""

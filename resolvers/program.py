@@ -9,6 +9,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.program import services as program_services
 from domain.tiers import services as tier_services
 from domain.tiers.model import TierDraft
+from resolvers.events import invalidate_tiers
 from resolvers.inputs import given_fields
 from resolvers.permissions import require
 from schema.errors import user_errors
@@ -70,6 +71,7 @@ class ProgramMutations:
             ))
         except DomainError as e:
             return TierPayload(tier=None, user_errors=user_errors(e))
+        await invalidate_tiers(info.context.services.cache)
         return TierPayload(tier=TierType.from_domain(tier), user_errors=[])
 
     @strawberry.mutation(description="Change a tier (ADMIN).")
@@ -83,4 +85,5 @@ class ProgramMutations:
                                                                 set(TIER_FIELDS)))
         except DomainError as e:
             return TierPayload(tier=None, user_errors=user_errors(e))
+        await invalidate_tiers(info.context.services.cache)
         return TierPayload(tier=TierType.from_domain(tier), user_errors=[])
