@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -25,12 +26,11 @@ from starlette.websockets import WebSocket, WebSocketState
 from strawberry.asgi import GraphQL
 from strawberry.exceptions import ConnectionRejectionError
 from strawberry.extensions import (
-    AddValidationRules,
     DisableIntrospection,
     MaxAliasesLimiter,
-    MaxTokensLimiter,
     ParserCache,
     QueryDepthLimiter,
+    SchemaExtension,
     ValidationCache,
 )
 from strawberry.relay.types import GlobalIDValueError
@@ -102,22 +102,36 @@ def classify_error(error: GraphQLError) -> None:
         error.extensions = {"code": "INTERNAL_SERVER_ERROR", "requestId": request_id}
 
 
+class OperationLimits(SchemaExtension):
+    """Depth, alias and token limits (and, when off, introspection) in one hook: what
+    QueryDepthLimiter, MaxAliasesLimiter, MaxTokensLimiter and DisableIntrospection do,
+    as one extension instead of up to four per operation."""
+
+    def __init__(self, rules: tuple[Any, ...], max_tokens: int) -> None:
+        self.rules, self.max_tokens = rules, max_tokens
+
+    def on_operation(self) -> Iterator[None]:
+        context = self.execution_context
+        context.validation_rules = context.validation_rules + self.rules
+        context.parse_options["max_tokens"] = self.max_tokens
+        yield
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
-    # The limits' validation rules are built once. QueryDepthLimiter and MaxAliasesLimiter
-    # create a new rule class per instance, and ValidationCache keys on the rule classes:
-    # with an instance per operation every request missed the cache and was validated in
-    # full (most of the time of `{ __typename }`; README, Performance).
-    limits = [*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
-              *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules]
+    # The rules are built once. QueryDepthLimiter and MaxAliasesLimiter create a new rule
+    # class per instance, and ValidationCache keys on the rule classes: with an instance
+    # per operation every request missed the cache and was validated in full (most of
+    # the time of `{ __typename }`; README, Performance).
+    rules = (*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
+             *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
+    if not settings.introspection:
+        rules += tuple(DisableIntrospection().validation_rules)
     # Factories, so that every operation gets fresh extension instances.
     extensions: list[Any] = [
-        lambda: AddValidationRules(limits),
-        lambda: MaxTokensLimiter(max_token_count=settings.max_tokens),
+        lambda: OperationLimits(rules, settings.max_tokens),
         lambda: ParserCache(maxsize=512),
         lambda: ValidationCache(maxsize=512),
     ]
-    if not settings.introspection:
-        extensions.append(DisableIntrospection)
     return LoyaltySchema(
         query=Query,
         mutation=Mutation,
