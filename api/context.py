@@ -1,7 +1,10 @@
 """The per-request (or per-WebSocket-operation) context handed to every resolver.
 
 DataLoaders live here and are built fresh for each HTTP request and each subscription
-event, so nothing cached ever outlives the operation that loaded it.
+event, so nothing they cache ever outlives the operation that loaded it. The only things
+kept longer are process-wide copies of what nearly every request reads and few writes
+change, each under a version that every such write bumps through the shared cache (so
+every process sees it at once): the rewards catalogue and the tier ladder.
 """
 
 from __future__ import annotations

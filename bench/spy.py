@@ -1,6 +1,7 @@
-"""`python -m bench.spy WORKLOAD [SECONDS] [--full]`: py-spy on the serving process while
-wrk drives the workload; prints the top functions by own and by inclusive samples, and
-writes the collapsed stacks to bench/.data/spy-WORKLOAD.txt (for flame graphs)."""
+"""`python -m bench.spy WORKLOAD [SECONDS] [--full]`: py-spy on the serving process (SQLite)
+while wrk drives the workload (`fanout`: while 1,000 subscribers receive events); prints
+where the busy samples went, by library (the README's profile figures), and the hottest
+functions; the collapsed stacks stay in bench/.data/spy-WORKLOAD.txt (for flame graphs)."""
 
 from __future__ import annotations
 
@@ -51,24 +52,51 @@ def main() -> None:
     r = result["r"]
     if w is not None:
         print(f"{name}: {r.rps:.0f} req/s under py-spy, p50 {r.p50_ms:.1f} ms")
+    report(out)
+
+
+#: Where a sample's time is charged: the first of these met from the innermost frame out.
+OWNERS = (("tortoise/", "Tortoise ORM"), ("pypika_tortoise/", "Tortoise ORM"),
+          ("graphql/", "graphql-core execution"), ("strawberry/", "strawberry"),
+          ("uvicorn/", "uvicorn/starlette/http"), ("starlette/", "uvicorn/starlette/http"),
+          ("httptools", "uvicorn/starlette/http"), ("websockets/", "websockets"),
+          ("aiosqlite/", "aiosqlite plumbing"), ("asyncpg/", "asyncpg"),
+          ("asyncio/", "asyncio"), ("jwt/", "JWT"), ("(api/", "Loyalgraph api/"),
+          ("(schema/", "Loyalgraph schema/"), ("(resolvers/", "Loyalgraph resolvers/"),
+          ("(domain/", "Loyalgraph domain/"))
+
+
+def owner(stack: str) -> str | None:
+    frames = stack.split(";")
+    if "_connection_worker_thread" in frames[-1] or "Runner.run" in frames[-1]:
+        return None  # aiosqlite's thread waiting for work, the event loop waiting for IO
+    if any("(aiosqlite/" in f and "_execute" in f for f in frames):
+        return "SQLite executing (aiosqlite thread)"
+    for frame in reversed(frames):
+        for key, name in OWNERS:
+            if key in frame:
+                return name
+    return "other"
+
+
+def report(path: Path) -> None:
+    """Busy samples by owner (the README's profile tables), then the hottest functions."""
+    owners: collections.Counter[str] = collections.Counter()
     own: collections.Counter[str] = collections.Counter()
-    incl: collections.Counter[str] = collections.Counter()
-    total = 0
-    for line in out.read_text().splitlines():
+    for line in path.read_text().splitlines():
         stack, _, count = line.rpartition(" ")
-        n = int(count)
-        total += n
-        frames = [f.split(" (")[0] + " (" + f.split(" (")[-1].split(":")[0].split("/")[-1] + ")"
-                  for f in stack.split(";")]
-        own[frames[-1]] += n
-        for f in set(frames):
-            incl[f] += n
-    print(f"{total} samples; top own:")
-    for f, n in own.most_common(25):
-        print(f"  {100 * n / total:5.1f}%  {f}")
-    print("top inclusive (project code and the libraries it calls):")
-    for f, n in incl.most_common(80):
-        print(f"  {100 * n / total:5.1f}%  {f}")
+        who = owner(stack)
+        if who is None:
+            continue
+        owners[who] += int(count)
+        own[stack.split(";")[-1]] += int(count)
+    total = sum(owners.values()) or 1
+    print(f"{total} busy samples (waiting excluded), by owner:")
+    for who, n in owners.most_common():
+        print(f"  {100 * n / total:5.1f}%  {who}")
+    print("hottest functions (own samples):")
+    for frame, n in own.most_common(15):
+        print(f"  {100 * n / total:5.1f}%  {frame}")
 
 
 if __name__ == "__main__":
