@@ -28,6 +28,7 @@ MODEL_MODULES = [
     "domain.rewards.tables",
     "domain.surveys.tables",
     "domain.tickets.tables",
+    "domain.webhooks.tables",
 ]
 CONNECT_TIMEOUT = 5.0
 
