@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('uid', fields.CharField(max_length=36)),
                 ('event_type', fields.CharField(max_length=40)),
-                ('payload', fields.JSONField(encoder=functools.partial(dumps, separators=(',', ':')), decoder=loads)),
+                ('data', fields.TextField(unique=False)),
                 ('member_id', fields.IntField(null=True)),
                 ('partner_id', fields.IntField(null=True)),
                 ('created_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),

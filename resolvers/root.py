@@ -11,10 +11,12 @@ from resolvers.program import ProgramMutations, ProgramQueries
 from resolvers.rewards import RewardMutations, RewardQueries
 from resolvers.surveys import SurveyMutations, SurveyQueries
 from resolvers.tickets import TicketMutations, TicketQueries, TicketSubscriptions
+from resolvers.webhooks import WebhookMutations, WebhookQueries
 
 Query = merge_types("Query", (NodeQueries, MemberQueries, ProgramQueries, LedgerQueries,
-                             RewardQueries, SurveyQueries, TicketQueries))
+                             RewardQueries, SurveyQueries, TicketQueries, WebhookQueries))
 Mutation = merge_types("Mutation", (MemberMutations, ProgramMutations, LedgerMutations,
-                                   RewardMutations, SurveyMutations, TicketMutations))
+                                   RewardMutations, SurveyMutations, TicketMutations,
+                                   WebhookMutations))
 Subscription = merge_types("Subscription", (MemberSubscriptions, LedgerSubscriptions,
                                            TicketSubscriptions))

@@ -24,6 +24,7 @@ from domain.ledger.model import (
     chain_hash,
 )
 from domain.ledger.tables import AllocationRow, BalanceRow, LedgerEntryRow, LotRow
+from domain.webhooks import payloads as webhook_events
 
 EARNING_KINDS = frozenset({EntryKind.EARN, EntryKind.BONUS, EntryKind.ADJUSTMENT,
                            EntryKind.TRANSFER_IN, EntryKind.EXCHANGE_IN})
@@ -169,6 +170,9 @@ class Book:
         if self.changed:
             self.row.version += 1
             await self.row.save()
+        # webhooks: into the outbox in this same transaction (one INSERT at most)
+        await webhook_events.ledger_saved(self.member_id, self.row, self.entries,
+                                          self.tier_changes, self.changed)
 
 
 async def open_book(member_id: int, now: datetime | None = None) -> Book:

@@ -41,6 +41,8 @@ from domain.rewards.model import (
 from domain.rewards.tables import RedemptionRow, RewardRow
 from domain.tiers.model import tier_for
 from domain.tiers.services import list_tiers
+from domain.webhooks import payloads as webhook_events
+from domain.webhooks.model import WebhookEventType
 
 _REASON_MESSAGES = {
     Ineligibility.NOT_AVAILABLE: "This reward is not available now.",
@@ -184,6 +186,8 @@ async def redeem_reward(reward_id: int, member_id: int, idem: Idempotency) -> Re
         redemption = await RedemptionRow.create(
             reward_id=reward_id, member_id=member_id, code=new_coupon_code(),
             points_spent=reward.points_cost, entry_id=entry.id, expires_at=expires)
+        await webhook_events.redemption(WebhookEventType.REDEMPTION_ISSUED,
+                                        redemption.to_domain())
         result = {"entries": [entry.id], "redemption": redemption.id}
         await remember(idem, result)
         return result, [book]
@@ -216,6 +220,7 @@ async def use_redemption(code: str) -> Redemption:
                               f"This coupon is {row.status.lower()}.", ["code"])
         row.status, row.used_at = RedemptionStatus.USED.value, now
         await row.save(update_fields=["status", "used_at"])
+        await webhook_events.redemption(WebhookEventType.REDEMPTION_USED, row.to_domain())
         return row.to_domain()
 
 

@@ -73,9 +73,10 @@ def routes_to(endpoint_partner_id: int | None, event_partner_id: int | None) -> 
     return endpoint_partner_id is None or endpoint_partner_id == event_partner_id
 
 
-def plain(payload: dict[str, Any]) -> dict[str, Any]:
-    """`payload` as plain JSON values (datetimes as ISO-8601, decimals as strings); anything
-    else that JSON cannot hold is a bug of the caller and raises TypeError."""
+def encode_data(payload: dict[str, Any]) -> str:
+    """`payload` as compact JSON text (datetimes as ISO-8601, decimals as strings), stored
+    as text so every attempt posts the very same bytes on either database; anything else
+    JSON cannot hold is a bug of the caller and raises TypeError."""
 
     def default(value: Any) -> Any:
         if isinstance(value, datetime):
@@ -86,7 +87,7 @@ def plain(payload: dict[str, Any]) -> dict[str, Any]:
             return value.value
         raise TypeError(f"not JSON-serialisable in a webhook payload: {type(value).__name__}")
 
-    return json.loads(json.dumps(payload, default=default))  # type: ignore[no-any-return]
+    return json.dumps(payload, default=default, separators=(",", ":"), ensure_ascii=False)
 
 
 def new_secret() -> str:
@@ -133,12 +134,12 @@ def not_found(field: str, what: str = "webhook endpoint") -> DomainError:
 # --- the wire format -----------------------------------------------------------------------
 
 
-def body_of(event_uid: str, event_type: str, created_at: datetime, data: dict[str, Any]
-            ) -> bytes:
-    """The exact bytes a delivery posts (the same for every attempt and every replay)."""
-    doc = {"id": event_uid, "type": event_type, "createdAt": created_at.isoformat(),
-           "data": data}
-    return json.dumps(doc, separators=(",", ":"), ensure_ascii=False).encode()
+def body_of(event_uid: str, event_type: str, created_at: datetime, data: str) -> bytes:
+    """The exact bytes a delivery posts (the same for every attempt and every replay):
+    `{"id","type","createdAt","data"}`, compact, `data` as stored by `encode_data`."""
+    head = json.dumps({"id": event_uid, "type": event_type,
+                       "createdAt": created_at.isoformat()}, separators=(",", ":"))
+    return f'{head[:-1]},"data":{data}}}'.encode()
 
 
 def sign(secret: str, timestamp: int, body: bytes) -> str:
@@ -163,10 +164,65 @@ class DeliveryPolicy:
 
     @property
     def lease(self) -> timedelta:
-        """How long a claimed delivery stays reserved: well past one attempt's timeout, so a
-        lease never runs out while its attempt is still in flight."""
-        return timedelta(seconds=int(self.timeout * 3) + 30)
+        """How long a claimed batch stays reserved: past the time its attempts can take
+        (`concurrency` at a time, each bounded by `timeout`), so a lease never runs out
+        while its attempt is still waiting or in flight."""
+        waves = -(-self.batch_size // self.concurrency)
+        return timedelta(seconds=int(self.timeout * (waves + 1)) + 30)
 
     def retry_delay(self, attempts: int) -> timedelta:
         """The wait after the `attempts`-th failed attempt: base, 2 base, 4 base ... cap."""
         return timedelta(seconds=min(self.retry_cap, self.retry_base * 2 ** (attempts - 1)))
+
+
+# --- what the API shows ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """An endpoint as anyone may see it: never its secret."""
+
+    id: int
+    url: str
+    event_types: tuple[WebhookEventType, ...]
+    description: str | None
+    active: bool
+    partner_id: int | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class Delivery:
+    id: int
+    event_uid: str
+    event_type: WebhookEventType
+    event_created_at: datetime
+    data: str  # JSON text
+    member_id: int | None
+    endpoint_id: int
+    endpoint_partner_id: int | None
+    status: DeliveryStatus
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_response_body: str | None
+    last_error: str | None
+    succeeded_at: datetime | None
+    created_at: datetime
+    cycle: int
+    replay_of_id: int | None
+
+    @property
+    def body(self) -> bytes:
+        """The exact body every attempt of this delivery posts."""
+        return body_of(self.event_uid, self.event_type.value, self.event_created_at, self.data)
+
+
+@dataclass(frozen=True)
+class DeliveryFilter:
+    endpoint_id: int | None = None
+    status: DeliveryStatus | None = None
+    event_type: WebhookEventType | None = None
+    partner_id: int | None = None  # only deliveries to this partner's endpoint

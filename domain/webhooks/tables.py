@@ -8,8 +8,6 @@ the database refuses a second delivery of one event to one endpoint in one cycle
 
 from __future__ import annotations
 
-from typing import Any
-
 from tortoise import fields
 from tortoise.models import Model
 
@@ -37,7 +35,7 @@ class WebhookEventRow(Model):
     id = fields.BigIntField(primary_key=True)
     uid = fields.CharField(max_length=36)  # the public event id (Loyalgraph-Event-Id)
     event_type = fields.CharField(max_length=40)
-    payload: dict[str, Any] = fields.JSONField()  # type: ignore[assignment]
+    data = fields.TextField()  # JSON text, kept byte for byte (see model.encode_data)
     member_id = fields.IntField(null=True)
     partner_id = fields.IntField(null=True)
     created_at = fields.DatetimeField()
