@@ -28,8 +28,12 @@ from domain.webhooks.outbox import emit
 from domain.webhooks.services import set_partner_endpoint
 from domain.webhooks.tables import WebhookDeliveryRow
 from domain.webhooks.transport import Answer, HttpSender
+from tests.conftest import PG_SKIP_REASON, PG_URL, REDIS_URL
+from tests.e2e.ledger_helpers import RECORD_PURCHASE as RECORD
 from tests.e2e.ledger_helpers import at, gid, key_of, new_member, purchase, state
+from tests.e2e.test_subscriptions import TwoServers
 from tests.e2e.webhook_helpers import (
+    CREATE_ENDPOINT,
     POLICY,
     SECRET,
     UPDATE_ENDPOINT,
@@ -380,8 +384,6 @@ async def test_the_serve_loop_delivers_by_itself(settings: Settings, receiver: R
                                  headers={"authorization": f"Bearer {admin}"})
             return r.json()["data"]  # type: ignore[no-any-return]
 
-        from tests.e2e.webhook_helpers import CREATE_ENDPOINT
-
         created = await post(CREATE_ENDPOINT, {"input": {
             "url": receiver.url(), "eventTypes": ["POINTS_CHANGED"]}})
         secret = created["createWebhookEndpoint"]["signingSecret"]
@@ -408,6 +410,49 @@ async def test_the_serve_loop_delivers_by_itself(settings: Settings, receiver: R
     finally:
         server.should_exit = True
         await asyncio.wait_for(task, 10)
+
+
+@pytest.mark.skipif(not (PG_URL and REDIS_URL), reason=PG_SKIP_REASON)
+async def test_two_serve_processes_deliver_each_event_once(
+        settings: Settings, stack: str, receiver: Receiver) -> None:
+    if stack != "postgres":
+        pytest.skip("needs a database shared by two processes")
+    # given two `serve` processes whose dispatchers poll every second and retry after 1 s
+    servers = TwoServers(settings)
+    servers.env.update(WEBHOOK_POLL_INTERVAL="1", WEBHOOK_RETRY_BASE="1",
+                       WEBHOOK_RETRY_CAP="1")
+    try:
+        a, b = await servers.start()
+        admin = a.tokens.issue(Role.ADMIN).token
+        integration = a.tokens.issue(Role.INTEGRATION).token
+        created = await b.post(CREATE_ENDPOINT, {"input": {
+            "url": receiver.url(), "eventTypes": ["POINTS_CHANGED"]}}, admin)
+        secret = created["data"]["createWebhookEndpoint"]["signingSecret"]
+        receiver.answer(500, 502, 503)  # three attempts fail, whichever worker makes them
+        # when ten purchases are recorded, half through each process
+        for n in range(10):
+            server = (a, b)[n % 2]
+            member_id, _ = await server.register(f"two{n}@example.com")
+            body = await server.post(RECORD, {"input": {
+                "memberId": member_id, "orderId": f"TWO-{n}", "amount": "3",
+                "idempotencyKey": f"two-{n}"}}, integration)
+            assert body["data"]["recordPurchase"]["userErrors"] == []
+        # then every event is accepted exactly once, correctly signed
+        deadline = time.monotonic() + 30
+        while len({r.headers["loyalgraph-event-id"] for r in receiver.received
+                   if r.status == 200}) < 10:
+            assert time.monotonic() < deadline, f"{len(receiver.received)} requests so far"
+            await asyncio.sleep(0.2)
+        await asyncio.sleep(2.5)  # a few more rounds on both workers send nothing more
+        accepted = [r.headers["loyalgraph-event-id"] for r in receiver.received
+                    if r.status == 200]
+        assert len(accepted) == len(set(accepted)) == 10
+        assert len(receiver.received) == 13
+        verify = documented_verifier()
+        assert all(verify(secret, r.headers["loyalgraph-signature"], r.body, now=time.time())
+                   for r in receiver.received)
+    finally:
+        servers.stop()
 
 
 def test_policy_waits_double_up_to_the_cap() -> None:

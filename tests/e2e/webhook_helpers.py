@@ -85,6 +85,7 @@ class Received:
     path: str
     headers: dict[str, str]  # names in lower case
     body: bytes
+    status: int = 200  # what the receiver answered
 
 
 class Receiver:
@@ -101,9 +102,10 @@ class Receiver:
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 with lock:
-                    outer.received.append(Received(
-                        self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     status, delay = outer.script.popleft() if outer.script else (200, 0.0)
+                    outer.received.append(Received(
+                        self.path, {k.lower(): v for k, v in self.headers.items()}, body,
+                        status))
                 time.sleep(delay)
                 text = f"answer {status}".encode()
                 try:
