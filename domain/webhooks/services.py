@@ -10,9 +10,10 @@ and the database refuses two deliveries of one cycle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
-from typing import Any
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, TypeVar
 
+from tortoise.queryset import QuerySet
 from tortoise.transactions import in_transaction
 
 from domain import clock
@@ -36,6 +37,7 @@ from domain.webhooks.model import (
 from domain.webhooks.tables import WebhookDeliveryRow, WebhookEndpointRow
 
 MAX_BRAND_ENDPOINTS = 50
+T = TypeVar("T")
 
 
 def to_endpoint(row: WebhookEndpointRow) -> Endpoint:
@@ -149,16 +151,19 @@ async def set_partner_endpoint(partner_id: int, url: str | None, secret: str | N
 # --- look-ups ----------------------------------------------------------------------------
 
 
-async def endpoints_page(after_id: int | None, first: int, partner_id: int | None = None
-                         ) -> Page[Endpoint]:
-    """Endpoints oldest first (keyset on id); `partner_id`: that partner's only."""
-    qs = WebhookEndpointRow.all()
-    if partner_id is not None:
-        qs = qs.filter(partner_id=partner_id)
+async def _page(qs: QuerySet[Any], after_id: int | None, first: int, newest_first: bool,
+                convert: Callable[[Any], T]) -> Page[T]:
+    """One keyset page of `qs` on its id, after `after_id`, and the count of all of it."""
     total = await qs.count()
-    page_qs = qs.filter(id__gt=after_id) if after_id is not None else qs
-    rows = await page_qs.order_by("id").limit(first + 1)
-    return Page([to_endpoint(r) for r in rows[:first]], len(rows) > first, total)
+    if after_id is not None:
+        qs = qs.filter(id__lt=after_id) if newest_first else qs.filter(id__gt=after_id)
+    rows = await qs.order_by("-id" if newest_first else "id").limit(first + 1)
+    return Page([convert(r) for r in rows[:first]], len(rows) > first, total)
+
+
+async def endpoints_page(after_id: int | None, first: int) -> Page[Endpoint]:
+    """Endpoints oldest first."""
+    return await _page(WebhookEndpointRow.all(), after_id, first, False, to_endpoint)
 
 
 async def endpoints_by_ids(ids: Iterable[int]) -> dict[int, Endpoint]:
@@ -167,7 +172,7 @@ async def endpoints_by_ids(ids: Iterable[int]) -> dict[int, Endpoint]:
 
 async def deliveries_page(f: DeliveryFilter, after_id: int | None, first: int
                           ) -> Page[Delivery]:
-    """Deliveries newest first (keyset on id)."""
+    """Deliveries newest first."""
     where: dict[str, Any] = {}
     if f.endpoint_id is not None:
         where["endpoint_id"] = f.endpoint_id
@@ -177,11 +182,8 @@ async def deliveries_page(f: DeliveryFilter, after_id: int | None, first: int
         where["event_type"] = f.event_type.value
     if f.partner_id is not None:
         where["endpoint__partner_id"] = f.partner_id
-    qs = WebhookDeliveryRow.filter(**where)
-    total = await qs.count()
-    page_qs = qs.filter(id__lt=after_id) if after_id is not None else qs
-    rows = await page_qs.order_by("-id").limit(first + 1).select_related("event", "endpoint")
-    return Page([to_delivery(r) for r in rows[:first]], len(rows) > first, total)
+    qs = WebhookDeliveryRow.filter(**where).select_related("event", "endpoint")
+    return await _page(qs, after_id, first, True, to_delivery)
 
 
 async def deliveries_by_ids(ids: Sequence[int]) -> dict[int, Delivery]:
