@@ -266,3 +266,42 @@ async def test_deliveries_page_and_filter(gql: Any, receiver: Receiver, sender: 
     body = await gql.raw(DELIVERIES, {"filter": {"endpointId": gid("Member", 1)}},
                          gql.token(Role.ADMIN))
     assert [e["extensions"]["code"] for e in body["errors"]] == ["BAD_USER_INPUT"]
+
+
+async def test_a_partner_endpoint_is_checked_kept_and_switched_off_through_its_partner(
+        gql: Any) -> None:
+    from tortoise.transactions import in_transaction
+
+    from domain.errors import ValidationErrors
+    from domain.webhooks.services import set_partner_endpoint
+    from domain.webhooks.tables import WebhookEndpointRow
+
+    # bad input is INVALID_INPUT on the partner's own field names, and writes nothing
+    with pytest.raises(ValidationErrors) as bad:
+        await set_partner_endpoint(9, "ftp://partner.example.com", "short", True)
+    assert [(e.code.value, e.field) for e in bad.value.errors] == [
+        ("INVALID_INPUT", ["webhookUrl"]), ("INVALID_INPUT", ["webhookSecret"])]
+    assert await WebhookEndpointRow.all().count() == 0
+    # a partner without a URL has no endpoint at all
+    async with in_transaction():
+        assert await set_partner_endpoint(9, None, None, True) is None
+    assert await WebhookEndpointRow.all().count() == 0
+    # with one, it gets exactly the exchange events; its secret stays when not given again
+    async with in_transaction():
+        assert await set_partner_endpoint(9, URL, SECRET, True) is None
+        assert await set_partner_endpoint(9, URL + "/v2", None, True) is None
+    [row] = await WebhookEndpointRow.all()
+    assert (row.partner_id, row.url, row.secret, row.active, row.event_types) == (
+        9, URL + "/v2", SECRET, True, ["EXCHANGE_REQUESTED", "EXCHANGE_UPDATED"])
+    # no URL any more switches it off (it is kept, with its history)
+    async with in_transaction():
+        await set_partner_endpoint(9, None, None, True)
+    [row] = await WebhookEndpointRow.all()
+    assert (row.url, row.active) == (URL + "/v2", False)
+    # ADMIN sees it, with its partner, but cannot change it here
+    [listed] = [e["node"] for e in (await endpoints(gql))["edges"]]
+    assert (listed["partnerId"], listed["active"]) == (gid("Partner", 9), False)
+    refused = (await gql.as_admin(UPDATE_ENDPOINT, {"input": {"endpointId": listed["id"],
+                                                              "active": True}}))
+    assert problems(refused["updateWebhookEndpoint"]) == [
+        ("NOT_FOUND", ["input", "endpointId"])]
