@@ -22,6 +22,8 @@ from domain.ledger.queries import balances, expiring_soon
 from domain.ledger.values import Balance
 from domain.members.model import Member
 from domain.members.services import get_members_by_ids
+from domain.partners.model import Partner
+from domain.partners.services import partners_by_ids
 from domain.rewards.model import Ineligibility, Reward, ineligibility
 from domain.rewards.services import all_rewards, rewards_by_ids, taken_counts
 from domain.tickets.model import Ticket
@@ -63,6 +65,11 @@ async def _load_rewards(ids: list[int]) -> list[Reward | None]:
     return [found.get(i) for i in ids]
 
 
+async def _load_partners(ids: list[int]) -> list[Partner | None]:
+    found = await partners_by_ids(ids)
+    return [found.get(i) for i in ids]
+
+
 async def _load_tickets(ids: list[int]) -> list[Ticket | None]:
     found = await tickets_by_ids(ids)
     return [found.get(i) for i in ids]
@@ -76,6 +83,7 @@ class Loaders:
         self.balance: DataLoader[int, Balance] = DataLoader(load_fn=_load_balances)
         self.expiring: DataLoader[tuple[int, int], int] = DataLoader(load_fn=_load_expiring)
         self.ticket: DataLoader[int, Ticket | None] = DataLoader(load_fn=_load_tickets)
+        self.partner: DataLoader[int, Partner | None] = DataLoader(load_fn=_load_partners)
         self._tiers: list[Tier] | None = None
 
     async def tiers(self) -> list[Tier]:

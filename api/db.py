@@ -29,6 +29,7 @@ MODEL_MODULES = [
     "domain.surveys.tables",
     "domain.tickets.tables",
     "domain.webhooks.tables",
+    "domain.partners.tables",
 ]
 CONNECT_TIMEOUT = 5.0
 

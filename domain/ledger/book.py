@@ -130,6 +130,17 @@ class Book:
             self.row.lifetime_spent += total
         return entry, touched
 
+    async def give_back(self, kind: EntryKind, debit_entry_id: int, points: int,
+                        reason: str) -> LedgerEntryRow:
+        """Credit back `points` a debit took (a cancelled redemption, a rejected exchange),
+        expiring no later than the soonest of the lots that debit drew from."""
+        lot_ids = await AllocationRow.filter(entry_id=debit_entry_id).values_list("lot_id",
+                                                                                  flat=True)
+        lots = await LotRow.filter(id__in=list(lot_ids)).only("id", "expires_at")
+        expiries = [lot.expires_at for lot in lots if lot.expires_at is not None]
+        return await self.credit(kind, points, reason=reason,
+                                 expires_at=min(expiries) if expiries else None)
+
     async def _draw(self, entry: LedgerEntryRow, lot: LotRow, points: int) -> None:
         """Take `points` from `lot` for the debit `entry`, recording the allocation."""
         lot.remaining -= points
