@@ -14,13 +14,9 @@ import strawberry
 from strawberry import relay
 
 from domain.access import Principal, Role
-from domain.webhooks.model import (
-    Delivery,
-    DeliveryStatus,
-    Endpoint,
-    WebhookEventType,
-    global_id,
-)
+from domain.ids import public_id
+from domain.partners.services import partner_by_code
+from domain.webhooks.model import Delivery, DeliveryStatus, Endpoint, WebhookEventType
 from schema.errors import UserError
 from schema.relay import Connection
 
@@ -38,10 +34,6 @@ WebhookDeliveryStatusEnum = strawberry.enum(
 async def partner_of(p: Principal) -> int | None:
     """The partner id a PARTNER token stands for; None for anyone else or an unknown code."""
     if p.role is not Role.PARTNER or not p.partner_code:
-        return None
-    try:
-        from domain.partners.services import partner_by_code  # the partners context
-    except ImportError:  # not there yet: no partner exists
         return None
     partner = await partner_by_code(p.partner_code)
     return partner.id if partner is not None else None
@@ -74,7 +66,7 @@ class WebhookEndpointType(relay.Node):
     def from_domain(cls, e: Endpoint) -> WebhookEndpointType:
         return cls(id=e.id, url=e.url, event_types=list(e.event_types),
                    description=e.description, active=e.active,
-                   partner_id=strawberry.ID(global_id("Partner", e.partner_id))
+                   partner_id=strawberry.ID(public_id("Partner", e.partner_id))
                    if e.partner_id is not None else None,
                    created_at=e.created_at, updated_at=e.updated_at)
 

@@ -25,6 +25,7 @@ from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
 from domain import clock
+from domain.ids import public_id
 from domain.webhooks.model import (
     DELIVERY_ID_HEADER,
     EVENT_ID_HEADER,
@@ -34,7 +35,6 @@ from domain.webhooks.model import (
     DeliveryPolicy,
     DeliveryStatus,
     body_of,
-    global_id,
     routes_to,
     sign,
 )
@@ -113,7 +113,7 @@ def request_of(row: WebhookDeliveryRow, at: datetime) -> tuple[dict[str, str], b
         SIGNATURE_HEADER: sign(endpoint.secret, int(at.timestamp()), body),
         EVENT_ID_HEADER: event.uid,
         EVENT_TYPE_HEADER: event.event_type,
-        DELIVERY_ID_HEADER: global_id("WebhookDelivery", row.id),
+        DELIVERY_ID_HEADER: public_id("WebhookDelivery", row.id),
     }, body
 
 

@@ -9,7 +9,6 @@ it from the raw body, the header and the secret alone; the wait before a retry d
 
 from __future__ import annotations
 
-import base64
 import hashlib
 import hmac
 import json
@@ -60,12 +59,6 @@ class DeliveryStatus(str, Enum):
 
 #: Statuses the dispatcher still works on.
 OPEN_STATUSES = (DeliveryStatus.PENDING.value, DeliveryStatus.RETRYING.value)
-
-
-def global_id(type_name: str, key: int) -> str:
-    """The API's global id of an object (what `node(id:)` takes), for event payloads: a
-    receiver can look up what an event names with the same ids the API uses."""
-    return base64.b64encode(f"{type_name}:{key}".encode()).decode()
 
 
 def routes_to(endpoint_partner_id: int | None, event_partner_id: int | None) -> bool:

@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from domain.webhooks.model import WebhookEventType, global_id
+from domain.ids import public_id
+from domain.webhooks.model import WebhookEventType
 from domain.webhooks.outbox import Event, emit, emit_all
 
 if TYPE_CHECKING:
@@ -28,7 +29,7 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def _tier(tier_id: int | None) -> str | None:
-    return global_id("Tier", tier_id) if tier_id is not None else None
+    return public_id("Tier", tier_id) if tier_id is not None else None
 
 
 async def ledger_saved(member_id: int, balance: BalanceRow, entries: Sequence[LedgerEntryRow],
@@ -36,12 +37,12 @@ async def ledger_saved(member_id: int, balance: BalanceRow, entries: Sequence[Le
     """A member's book was saved: POINTS_CHANGED if its balance moved (`sequence` is the
     balance version, as on the `pointsChanged` subscription), TIER_CHANGED per tier move."""
     events = []
-    member = global_id("Member", member_id)
+    member = public_id("Member", member_id)
     if changed:
         events.append(Event(WebhookEventType.POINTS_CHANGED, {
             "memberId": member,
             "sequence": balance.version,
-            "entries": [{"id": global_id("LedgerEntry", e.id), "kind": e.kind,
+            "entries": [{"id": public_id("LedgerEntry", e.id), "kind": e.kind,
                          "points": e.points, "orderId": e.order_id} for e in entries],
             "balance": {"available": balance.available, "pending": balance.pending,
                         "lifetimeEarned": balance.lifetime_earned,
@@ -59,8 +60,8 @@ async def redemption(event_type: WebhookEventType, r: Redemption) -> None:
     """REDEMPTION_ISSUED or REDEMPTION_USED, with the coupon (for the brand's systems only:
     partners' endpoints never carry these)."""
     await emit(event_type, {
-        "redemptionId": global_id("Redemption", r.id), "memberId": global_id("Member", r.member_id),
-        "rewardId": global_id("Reward", r.reward_id), "code": r.code, "status": r.status.value,
+        "redemptionId": public_id("Redemption", r.id), "memberId": public_id("Member", r.member_id),
+        "rewardId": public_id("Reward", r.reward_id), "code": r.code, "status": r.status.value,
         "pointsSpent": r.points_spent, "createdAt": _iso(r.created_at),
         "expiresAt": _iso(r.expires_at), "usedAt": _iso(r.used_at),
     }, member_id=r.member_id)
@@ -74,10 +75,10 @@ async def ticket_updated(events: Sequence[TicketEvent], ticket: Ticket,
     systems may route on it)."""
     t = ticket
     snapshot = {
-        "id": global_id("Ticket", t.id), "number": t.number, "subject": t.subject,
+        "id": public_id("Ticket", t.id), "number": t.number, "subject": t.subject,
         "status": t.status.value, "priority": t.priority.value,
         "category": t.category.value, "channel": t.channel.value,
-        "memberId": global_id("Member", t.member_id), "assignee": t.assignee,
+        "memberId": public_id("Member", t.member_id), "assignee": t.assignee,
         "createdAt": _iso(t.created_at), "firstRespondedAt": _iso(t.first_responded_at),
         "resolvedAt": _iso(t.resolved_at), "closedAt": _iso(t.closed_at),
         "firstResponseDueAt": _iso(t.first_response_due_at),
@@ -92,7 +93,7 @@ async def ticket_updated(events: Sequence[TicketEvent], ticket: Ticket,
         out.append(Event(WebhookEventType.TICKET_UPDATED, {
             "kind": event.kind.value, "ticket": snapshot,
             "message": None if shown is None else {
-                "id": global_id("TicketMessage", shown.id), "body": shown.body,
+                "id": public_id("TicketMessage", shown.id), "body": shown.body,
                 "authorRole": shown.author_role, "createdAt": _iso(shown.created_at),
             },
         }, member_id=t.member_id))
@@ -102,8 +103,8 @@ async def ticket_updated(events: Sequence[TicketEvent], ticket: Ticket,
 def expiring_soon(lot: LotRow) -> Event:
     """POINTS_EXPIRING_SOON for what is left of one credit."""
     return Event(WebhookEventType.POINTS_EXPIRING_SOON, {
-        "memberId": global_id("Member", lot.member_id),
-        "entryId": global_id("LedgerEntry", lot.entry_id),
+        "memberId": public_id("Member", lot.member_id),
+        "entryId": public_id("LedgerEntry", lot.entry_id),
         "points": lot.remaining, "expiresAt": _iso(lot.expires_at),
     }, member_id=lot.member_id)
 

@@ -305,3 +305,44 @@ async def test_a_partner_endpoint_is_checked_kept_and_switched_off_through_its_p
                                                               "active": True}}))
     assert problems(refused["updateWebhookEndpoint"]) == [
         ("NOT_FOUND", ["input", "endpointId"])]
+
+
+async def test_a_partner_sees_the_deliveries_to_its_own_endpoint_and_nothing_else(
+        gql: Any, receiver: Receiver, sender: HttpSender) -> None:
+    from tortoise.transactions import in_transaction
+
+    from domain.webhooks.model import WebhookEventType
+    from domain.webhooks.outbox import emit
+    from tests.e2e.ledger_helpers import key_of
+    from tests.e2e.partner_helpers import create_partner, partner_token
+
+    # given two partners with endpoints, and an exchange event for each
+    sky = await create_partner(gql, "SKY", webhookUrl=receiver.url("/sky"),
+                               webhookSecret=SECRET)
+    bean = await create_partner(gql, "BEAN", webhookUrl=receiver.url("/bean"),
+                                webhookSecret=SECRET)
+    async with in_transaction():
+        for partner in (sky, bean):
+            await emit(WebhookEventType.EXCHANGE_REQUESTED, {"exchangeId": partner["id"]},
+                       partner_id=key_of(partner["id"], "Partner"))
+    await deliver(sender)
+    everything = await deliveries(gql)
+    assert len(everything) == 2
+    by_exchange = {json.loads(d["requestBody"])["data"]["exchangeId"]: d for d in everything}
+    own, other = by_exchange[sky["id"]], by_exchange[bean["id"]]
+    token = partner_token(gql, "SKY")
+
+    # then SKY lists its own delivery only, without the endpoint behind it
+    [listed] = await deliveries(gql, token)
+    assert listed == {**own, "endpoint": None}
+    assert await deliveries(gql, token, endpointId=other["endpoint"]["id"]) == []
+    # node: its own delivery, not BEAN's, and no endpoint
+    assert (await gql.ok(NODE, {"id": own["id"]}, token))["node"] == {
+        "__typename": "WebhookDelivery", "id": own["id"], "eventType": "EXCHANGE_REQUESTED",
+        "status": "SUCCEEDED"}
+    for hidden in (other["id"], own["endpoint"]["id"]):
+        assert (await gql.ok(NODE, {"id": hidden}, token))["node"] is None
+    # and it may not replay, even its own
+    body = await gql.raw(REPLAY, {"input": {"deliveryId": own["id"]}}, token)
+    assert [e["extensions"]["code"] for e in body["errors"]] == ["FORBIDDEN"]
+    assert await deliveries(gql) == everything
