@@ -484,3 +484,16 @@ async def test_a_lease_left_by_a_dead_worker_runs_out_and_its_late_result_is_ign
     [d] = await deliveries(gql)
     assert (d["status"], d["attempts"], d["lastStatusCode"]) == ("SUCCEEDED", 1, 200)
     assert len(receiver.received) == 1
+
+
+def test_readme_documents_every_event_type_and_setting() -> None:
+    import re
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[2]
+    section = (root / "README.md").read_text().split("## Webhooks", 1)[1].split("\n## ", 1)[0]
+    for event_type in WebhookEventType:
+        assert f"`{event_type.value}`" in section, event_type
+    read = set(re.findall(r'"(WEBHOOK_[A-Z_]+)"', (root / "api/settings.py").read_text()))
+    assert len(read) == 6
+    assert {name for name in read if f"`{name}`" not in section} == set()
