@@ -213,7 +213,7 @@ class LedgerMutations:
             tiers_changed=ledger.tiers_changed, birthday_bonuses=ledger.birthday_bonuses,
             tickets_breached=report.tickets_breached,
             redemptions_expired=report.redemptions_expired,
-            user_errors=[])
+            stale_exchanges=report.stale_exchanges, user_errors=[])
 
 
 @strawberry.type

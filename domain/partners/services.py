@@ -552,7 +552,8 @@ async def _stale_ids(partner_id: int | None) -> list[int]:
     return ids
 
 
-async def stale_count(partner_id: int) -> int:
+async def stale_count(partner_id: int | None) -> int:
+    """Outbound exchanges PENDING past their partner's timeout (of one partner, or all)."""
     return len(await _stale_ids(partner_id))
 
 

@@ -205,6 +205,7 @@ async def test_admin_cancels_a_stale_exchange(gql: GraphQLClient, clock: Clock) 
         (old["id"], True)]
     sky = (await gql.ok(PARTNER, {"code": "SKY"}, partner_token(gql, "SKY")))["partner"]
     assert sky["stalePendingExchanges"] == 1
+    assert (await gql.as_admin(JOBS))["runScheduledJobs"]["staleExchanges"] == 1
     done = check((await gql.as_admin(CANCEL, {"input": {
         "exchangeId": old["id"], "reason": "partner never answered"}}))["cancelExchange"])
     assert (done["exchange"]["status"], done["exchange"]["reason"]) == (
@@ -216,6 +217,7 @@ async def test_admin_cancels_a_stale_exchange(gql: GraphQLClient, clock: Clock) 
         ("INVALID_STATE", ["input", "exchangeId"])]
     check(await confirm(gql, new["id"], token))
     assert (await exchanges(gql, admin, staleOnly=True))["totalCount"] == 0
+    assert (await gql.as_admin(JOBS))["runScheduledJobs"]["staleExchanges"] == 0
     assert [e["status"] for e in await outbox("EXCHANGE_UPDATED")] == ["CANCELLED",
                                                                        "COMPLETED"]
     await assert_ledger_consistent(ann.key)
@@ -392,3 +394,4 @@ mutation($id: ID!) { confirmExchange(input: {exchangeId: $id}) { exchange { id }
 CREDIT_ID = """
 mutation($id: ID!) { creditFromPartner(input: {memberId: $id, partnerUnits: 10,
   partnerReference: "r", idempotencyKey: "k"}) { exchange { id } } }"""
+JOBS = "mutation { runScheduledJobs { staleExchanges } }"
