@@ -3,8 +3,10 @@ due, in every `serve` worker at once, without ever sending one delivery twice at
 
 - Fan-out: a batch of new events is taken in one transaction (`FOR UPDATE SKIP LOCKED` on
   PostgreSQL; SQLite has one writer), each gets one delivery per active endpoint that
-  subscribes to its type, may receive it (`routes_to`) and existed when it was created, and
-  the batch is marked `fanned_out` before the transaction commits.
+  subscribes to its type, may receive it (`routes_to`) and existed when it was created;
+  before the transaction commits, events with deliveries are marked `fanned_out` (kept
+  for the deliveries' record and replays) and events nobody receives are deleted, so the
+  outbox stays small where webhooks are not used.
 - Delivery: due deliveries are claimed with one conditional UPDATE that sets a lease (a
   token and an expiry) only where no live lease is held; an attempt's result is recorded
   only under its own token. A 2xx makes a delivery SUCCEEDED, which is never claimed again;
@@ -76,9 +78,13 @@ async def fan_out(now: datetime | None = None, batch: int = FAN_OUT_BATCH) -> tu
             if e.event_type in ep.event_types and routes_to(ep.partner_id, e.partner_id)
             and ep.created_at <= e.created_at
         ]
+        routed = {d.event_id for d in deliveries}
+        unrouted = [e.id for e in events if e.id not in routed]
         if deliveries:
             await WebhookDeliveryRow.bulk_create(deliveries)
-        await WebhookEventRow.filter(id__in=[e.id for e in events]).update(fanned_out=True)
+            await WebhookEventRow.filter(id__in=list(routed)).update(fanned_out=True)
+        if unrouted:  # nobody will ever receive these: the outbox does not keep them
+            await WebhookEventRow.filter(id__in=unrouted).delete()
     return len(events), len(deliveries)
 
 

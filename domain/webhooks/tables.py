@@ -2,8 +2,9 @@
 
 An event row is written in the same transaction as the change it reports (the outbox), so
 it exists exactly when the change committed. The dispatcher fans each new event out to one
-delivery per matching endpoint (once: `fanned_out` flips under a conditional update) and
-the database refuses a second delivery of one event to one endpoint in one cycle.
+delivery per matching endpoint, once (the batch is locked, then flagged `fanned_out`, or
+deleted when no endpoint receives it), and the database refuses a second delivery of one
+event to one endpoint in one cycle.
 """
 
 from __future__ import annotations

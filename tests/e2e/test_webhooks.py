@@ -324,6 +324,8 @@ async def test_an_endpoint_gets_events_created_after_it_while_it_is_active(
     await deliver(sender)
     [sent] = receiver.received
     assert json.loads(sent.body)["data"]["entries"][0]["orderId"] == "F-2"
+    # and the outbox kept only the event somebody receives
+    assert [json.loads(e.data)["entries"][0]["orderId"] for e in await outbox()] == ["F-2"]
 
 
 async def test_a_partner_endpoint_gets_its_own_exchange_events_only(
