@@ -4,6 +4,7 @@ settlement both sides reconcile against."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any
 
@@ -15,7 +16,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.ledger.values import Idempotency
 from domain.members.services import find_member
 from domain.partners import services
-from domain.partners.model import ExchangeStatus, Partner, PartnerDraft
+from domain.partners.model import ExchangeStatus, Partner
 from resolvers.inputs import given_fields
 from resolvers.ledger import idempotency, publish_outcome
 from resolvers.permissions import acting_for, principal, require
@@ -45,7 +46,8 @@ from schema.partners import (
 )
 from schema.relay import decode_cursor, node_id, page_size
 
-SETTINGS = [f for f in PartnerDraft.__dataclass_fields__]
+#: Every setting of a partner, by its snake_case name (the update input minus its id).
+SETTINGS = [name for name in UpdatePartnerInput.__annotations__ if name != "partner_id"]
 
 
 async def _calling_partner(p: Principal) -> Partner:
@@ -93,7 +95,12 @@ def _partner_idempotency(partner: Partner, key: str, request: dict[str, Any]) ->
     return Idempotency(f"PARTNER:{partner.code}", key.strip(), request)
 
 
-def _saved(saved: services.PartnerSaved) -> PartnerPayload:
+async def _saving(save: Callable[[], Awaitable[services.PartnerSaved]]) -> PartnerPayload:
+    try:
+        saved = await save()
+    except DomainError as e:
+        return PartnerPayload(partner=None, webhook_signing_secret=None,
+                              user_errors=user_errors(e))
     return PartnerPayload(partner=PartnerType.from_domain(saved.partner),
                           webhook_signing_secret=saved.signing_secret, user_errors=[])
 
@@ -176,28 +183,22 @@ class PartnerMutations:
     async def create_partner(self, info: strawberry.Info, input: CreatePartnerInput
                              ) -> PartnerPayload:
         require(info, Role.ADMIN)
-        try:
-            saved = await services.create_partner(given_fields(input, SETTINGS))
-        except DomainError as e:
-            return PartnerPayload(partner=None, webhook_signing_secret=None,
-                                  user_errors=user_errors(e))
-        return _saved(saved)
+        return await _saving(lambda: services.create_partner(given_fields(input, SETTINGS)))
 
     @strawberry.mutation(description="Change a partner (ADMIN). New rates apply from "
                                      "ratesValidFrom on and never rewrite past exchanges.")
     async def update_partner(self, info: strawberry.Info, input: UpdatePartnerInput
                              ) -> PartnerPayload:
         require(info, Role.ADMIN)
-        try:
+
+        async def save() -> services.PartnerSaved:
             key = _key(input.partner_id, "Partner", "partnerId")
             assert key is not None
-            changes = given_fields(input, SETTINGS, ("code", "name", "unit_name", "active",
-                                                     "outbound_rate", "inbound_rate"))
-            saved = await services.update_partner(key, changes)
-        except DomainError as e:
-            return PartnerPayload(partner=None, webhook_signing_secret=None,
-                                  user_errors=user_errors(e))
-        return _saved(saved)
+            return await services.update_partner(key, given_fields(
+                input, SETTINGS, ("code", "name", "unit_name", "active", "outbound_rate",
+                                  "inbound_rate")))
+
+        return await _saving(save)
 
     @strawberry.mutation(description="What some points buy at a partner now, held for five "
                                      "minutes (the member, ADMIN).")

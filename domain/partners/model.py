@@ -153,27 +153,6 @@ class Exchange:
 
 # --- partner settings -------------------------------------------------------------------
 
-@dataclass
-class PartnerDraft:
-    """Settings of a partner as given by an operator (None: not given)."""
-
-    code: str | None = None
-    name: str | None = None
-    unit_name: str | None = None
-    outbound_rate: Decimal | None = None
-    inbound_rate: Decimal | None = None
-    rates_valid_from: datetime | None = None
-    min_points: int | None = None
-    max_points: int | None = None
-    daily_cap_points: int | None = None
-    partner_daily_cap_points: int | None = None
-    fee_percent: Decimal | None = None
-    pending_timeout_hours: int | None = None
-    webhook_url: str | None = None
-    webhook_secret: str | None = None
-    active: bool | None = None
-
-
 def check_rate(value: Decimal, field: str, errors: Collector) -> Decimal | None:
     try:
         ok = value.is_finite() and 0 < value <= MAX_RATE

@@ -355,13 +355,20 @@ async def exchange_points(member_id: int, partner_account_ref: str, idem: Idempo
             points=amount, partner_units=units, rate=rate, exact=exact,
             partner_account_ref=account, quote_id=quote_id, debit_entry_id=entry.id,
             created_at=now)
-        await emit(WebhookEventType.EXCHANGE_REQUESTED, _payload(row, partner),
-                   member_id=member_id, partner_id=partner.id)
-        result = {"entries": [entry.id], "exchange": row.id}
-        await remember(idem, result)
-        return result, [book]
+        return await _booked(row, partner, WebhookEventType.EXCHANGE_REQUESTED, entry.id,
+                             idem), [book]
 
     return await _exchange_outcome(await outcome_of(*await run_once_idempotent(work)))
+
+
+async def _booked(row: ExchangeRow, partner: Partner, event: WebhookEventType, entry_id: int,
+                  idem: Idempotency) -> dict[str, Any]:
+    """Inside the transaction that moved the points: tell the partner (the outbox) and keep
+    the result for replays of the idempotency key."""
+    await emit(event, _payload(row, partner), member_id=row.member_id, partner_id=partner.id)
+    result = {"entries": [entry_id], "exchange": row.id}
+    await remember(idem, result)
+    return result
 
 
 async def _exchange_outcome(outcome: Outcome) -> ExchangeOutcome:
@@ -499,11 +506,8 @@ async def credit_from_partner(partner_id: int, member_id: int, partner_units: in
             fee=fee_of(partner_units, partner.fee_percent), partner_reference=reference,
             inbound_reference=reference, credit_entry_id=entry.id, created_at=now,
             completed_at=now)
-        await emit(WebhookEventType.EXCHANGE_UPDATED, _payload(row, partner),
-                   member_id=member_id, partner_id=partner.id)
-        result = {"entries": [entry.id], "exchange": row.id}
-        await remember(idem, result)
-        return result, [book]
+        return await _booked(row, partner, WebhookEventType.EXCHANGE_UPDATED, entry.id,
+                             idem), [book]
 
     return await _exchange_outcome(await outcome_of(*await run_once_idempotent(work)))
 
