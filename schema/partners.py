@@ -354,7 +354,7 @@ class SettlementType:
 @strawberry.input
 class CreatePartnerInput:
     code: str = strawberry.field(description="2-30 capitals, digits, '-' or '_'; the PARTNER "
-                                             "token names it.")
+                                             "token names it, so it never changes.")
     name: str
     unit_name: str
     outbound_rate: Decimal

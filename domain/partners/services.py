@@ -20,6 +20,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
+from tortoise.exceptions import IntegrityError
 from tortoise.functions import Sum
 from tortoise.transactions import in_transaction
 
@@ -145,15 +146,18 @@ async def create_partner(values: dict[str, Any]) -> PartnerSaved:
             raise DomainError(ErrorCode.INVALID_INPUT, f"{field} is required.", [field])
     values = {**values, "code": str(values["code"]).strip().upper()}
     check_settings(values, now)
-    async with in_transaction():
-        if await PartnerRow.exists(code=values["code"]):
-            raise DomainError(ErrorCode.ALREADY_EXISTS, "A partner with this code exists.",
-                              ["code"])
-        row = await PartnerRow.create(**{k: _clean(k, v) for k, v in values.items()
-                                         if k in _SETTINGS and v is not None})
-        await _save_rates(row, values, now)
-        secret = await set_partner_endpoint(row.id, row.webhook_url,
-                                            values.get("webhook_secret"), row.active)
+    taken = DomainError(ErrorCode.ALREADY_EXISTS, "A partner with this code exists.", ["code"])
+    if await PartnerRow.exists(code=values["code"]):
+        raise taken
+    try:
+        async with in_transaction():
+            row = await PartnerRow.create(**{k: _clean(k, v) for k, v in values.items()
+                                             if k in _SETTINGS and v is not None})
+            await _save_rates(row, values, now)
+            secret = await set_partner_endpoint(row.id, row.webhook_url,
+                                                values.get("webhook_secret"), row.active)
+    except IntegrityError:  # a concurrent create took the code first
+        raise taken from None
     partner = await get_partner(row.id)
     assert partner is not None
     return PartnerSaved(partner, secret)
@@ -174,10 +178,9 @@ async def update_partner(partner_id: int, values: dict[str, Any]) -> PartnerSave
         row = await PartnerRow.filter(id=partner_id).select_for_update().first()
         if row is None:
             raise DomainError(ErrorCode.NOT_FOUND, "No such partner.", ["partnerId"])
-        if values.get("code") not in (None, row.code) and await PartnerRow.exists(
-                code=values["code"]):
-            raise DomainError(ErrorCode.ALREADY_EXISTS, "A partner with this code exists.",
-                              ["code"])
+        if values.get("code") not in (None, row.code):
+            raise DomainError(ErrorCode.INVALID_INPUT, "A partner's code never changes: its "
+                              "tokens name it.", ["code"])
         for name, value in values.items():
             if name in _SETTINGS:
                 setattr(row, name, _clean(name, value))

@@ -6,6 +6,7 @@ Time is frozen (and moved by hand) for the whole domain through `domain.clock.ut
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 from domain.access import Role
@@ -67,6 +68,14 @@ async def test_a_webhook_url_without_a_secret_gets_one_shown_once(gql: GraphQLCl
     given = partner_input("BEAN", webhookUrl="https://b.example/x", webhookSecret="b" * 16)
     created = check((await gql.as_admin(CREATE_SECRET, {"input": given}))["createPartner"])
     assert created["webhookSigningSecret"] is None
+
+
+async def test_racing_creates_of_one_code_make_one_partner(gql: GraphQLClient) -> None:
+    payloads = await asyncio.gather(*(gql.as_admin(CREATE_PARTNER, {"input": partner_input(
+        "SKY", name=f"Sky {i}")}) for i in range(6)))
+    outcomes = sorted(refused(p["createPartner"]) for p in payloads)
+    assert outcomes == [[]] + [[("ALREADY_EXISTS", ["input", "code"])]] * 5
+    assert (await gql.as_admin(PARTNERS))["partners"]["totalCount"] == 1
 
 
 async def test_only_admin_manages_partners(gql: GraphQLClient) -> None:
@@ -141,6 +150,15 @@ async def test_update_changes_only_what_is_given(gql: GraphQLClient) -> None:
     payload = (await gql.as_admin(UPDATE_PARTNER, {"input": {
         "partnerId": sky["id"], "name": None}}))["updatePartner"]
     assert refused(payload) == [("INVALID_INPUT", ["input", "name"])]
+    # tokens name the code: it never changes (the same code again is fine)
+    payload = (await gql.as_admin(UPDATE_PARTNER, {"input": {
+        "partnerId": sky["id"], "code": "SKY2"}}))["updatePartner"]
+    assert refused(payload) == [("INVALID_INPUT", ["input", "code"])]
+    check((await gql.as_admin(UPDATE_PARTNER, {"input": {
+        "partnerId": sky["id"], "code": "sky", "minPoints": 50}}))["updatePartner"])
+    # nothing of the refused updates stuck
+    found = (await gql.as_admin(PARTNER, {"id": sky["id"]}))["partner"]
+    assert (found["code"], found["name"], found["minPoints"]) == ("SKY", "Sky Air", 50)
     payload = (await gql.as_admin(UPDATE_PARTNER, {"input": {
         "partnerId": "UGFydG5lcjo5OTk=", "name": "x"}}))["updatePartner"]  # Partner:999
     assert refused(payload) == [("NOT_FOUND", ["input", "partnerId"])]
