@@ -35,6 +35,9 @@ from api.settings import Settings, SettingsError, redact_url
 from api.throttle import Throttle
 from domain.access import Role
 from domain.members import passwords
+from domain.webhooks import jobs as webhook_jobs
+from domain.webhooks.dispatch import Dispatcher
+from domain.webhooks.model import DeliveryPolicy
 
 log = logging.getLogger("loyalgraph")
 
@@ -67,12 +70,21 @@ async def check_redis(services: Services) -> None:
         ) from None
 
 
+def webhook_policy(settings: Settings) -> DeliveryPolicy:
+    return DeliveryPolicy(timeout=settings.webhook_timeout,
+                          retry_base=settings.webhook_retry_base,
+                          retry_cap=settings.webhook_retry_cap,
+                          max_attempts=settings.webhook_max_attempts)
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or Settings.from_env()
     passwords.configure(settings.password_time_cost, settings.password_memory_kib)
     services = build_services(settings)
     graphql = GraphQLApp(services)
     scheduler = Scheduler(services)
+    webhook_jobs.configure(settings.webhook_expiry_notice_days)
+    dispatcher = Dispatcher(webhook_policy(settings), settings.webhook_poll_interval)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
@@ -81,11 +93,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
             await check_redis(services)
             await services.broker.start()
             scheduler.start()
+            dispatcher.start()
             log.info("serving on %s%s", "SQLite" if settings.is_sqlite else "PostgreSQL",
                      " with Redis" if settings.redis_url else "")
             freeze_startup_objects()
             yield
         finally:
+            await dispatcher.stop()
             await scheduler.stop()
             await services.broker.close()
             await services.cache.close()

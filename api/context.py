@@ -29,6 +29,8 @@ from domain.ledger.queries import balances, entries_pages, entry_counts, expirin
 from domain.ledger.values import Balance
 from domain.members.model import Member
 from domain.members.services import get_members_by_ids
+from domain.partners.model import Partner
+from domain.partners.services import partners_by_ids
 from domain.rewards.model import Ineligibility, Reward, ineligibility
 from domain.rewards.queries import held_units, redemption_counts, redemptions_pages
 from domain.rewards.services import all_rewards, rewards_by_ids
@@ -101,6 +103,11 @@ async def _load_rewards(ids: list[int]) -> list[Reward | None]:
     return [found.get(i) for i in ids]
 
 
+async def _load_partners(ids: list[int]) -> list[Partner | None]:
+    found = await partners_by_ids(ids)
+    return [found.get(i) for i in ids]
+
+
 async def _load_tickets(ids: list[int]) -> list[Ticket | None]:
     found = await tickets_by_ids(ids)
     return [found.get(i) for i in ids]
@@ -136,6 +143,10 @@ class Loaders:
     @cached_property
     def ticket(self) -> DataLoader[int, Ticket | None]:
         return DataLoader(load_fn=_load_tickets)
+
+    @cached_property
+    def partner(self) -> DataLoader[int, Partner | None]:
+        return DataLoader(load_fn=_load_partners)
 
     # member.ledger / member.tickets / member.redemptions / ticket.messages in lists
 

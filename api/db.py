@@ -28,6 +28,8 @@ MODEL_MODULES = [
     "domain.rewards.tables",
     "domain.surveys.tables",
     "domain.tickets.tables",
+    "domain.webhooks.tables",
+    "domain.partners.tables",
 ]
 CONNECT_TIMEOUT = 5.0
 

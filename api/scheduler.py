@@ -53,6 +53,9 @@ class Scheduler:
                      "expired, %s tickets breached their SLA", ledger.expired_points,
                      ledger.matured_points, ledger.tiers_changed, report.redemptions_expired,
                      report.tickets_breached)
+        if report.stale_exchanges:
+            log.warning("jobs: %s partner exchanges are pending past their partner's timeout: "
+                        "chase the partner or cancelExchange them", report.stale_exchanges)
         return True
 
     async def _loop(self) -> None:

@@ -1,5 +1,5 @@
-"""The demo program behind `python app.py seed`: tiers, rewards, surveys, members with
-known passwords and a few weeks of purchases.
+"""The demo program behind `python app.py seed`: tiers, rewards, surveys, an exchange
+partner, members with known passwords and a few weeks of purchases.
 
 Idempotent: running it twice adds nothing new. Goes through the domain services, so the
 demo data obeys every rule real data does.
@@ -19,6 +19,7 @@ from domain.ledger.services import record_purchase
 from domain.ledger.values import Idempotency
 from domain.members.model import MarketingConsent, Registration
 from domain.members.services import find_member, register_member
+from domain.partners.services import create_partner, partner_by_code
 from domain.program.services import update_program
 from domain.rewards.model import RewardDraft
 from domain.rewards.services import all_rewards, create_reward
@@ -89,6 +90,10 @@ async def _seed(count: int) -> str:
     ]:
         if survey.title not in titles:
             await create_survey(survey)
+    if await partner_by_code("SKYMILES") is None:
+        await create_partner({"code": "SKYMILES", "name": "Sky Airways", "unit_name": "miles",
+                              "outbound_rate": Decimal("0.5"), "inbound_rate": Decimal("1.5"),
+                              "min_points": 100, "daily_cap_points": 20000})
     created = purchases = 0
     for i in range(count):
         email = "demo@loyalgraph.dev" if i == 0 else f"member{i}@loyalgraph.dev"
@@ -119,6 +124,7 @@ async def _seed(count: int) -> str:
                 clock.utcnow() - timedelta(days=rng.randint(0, 25), hours=rng.randint(0, 23)),
                 Idempotency("seed", order, {"order": order}))
             purchases += 1
-    return (f"seeded: 3 tiers (Silver, Gold, Platinum), 4 rewards, 2 surveys, "
+    return (f"seeded: 3 tiers (Silver, Gold, Platinum), 4 rewards, 2 surveys, 1 partner "
+            f"(SKYMILES), "
             f"{created} new members, "
             f"{purchases} purchases; log in as demo@loyalgraph.dev / {DEMO_PASSWORD}")

@@ -54,6 +54,12 @@ class Settings:
     scheduler_interval: int = 60
     password_time_cost: int = 3
     password_memory_kib: int = 65536
+    webhook_poll_interval: int = 5
+    webhook_timeout: int = 5
+    webhook_retry_base: int = 30
+    webhook_retry_cap: int = 6 * 3600
+    webhook_max_attempts: int = 8
+    webhook_expiry_notice_days: int = 7
 
     @property
     def is_production(self) -> bool:
@@ -116,9 +122,17 @@ class Settings:
             scheduler_interval=s.integer("SCHEDULER_INTERVAL", 60, 0, 86400),
             password_time_cost=s.integer("PASSWORD_TIME_COST", 3, 1, 20),
             password_memory_kib=s.integer("PASSWORD_MEMORY_KIB", 65536, 1024, 4 * 1024 * 1024),
+            webhook_poll_interval=s.integer("WEBHOOK_POLL_INTERVAL", 5, 0, 3600),
+            webhook_timeout=s.integer("WEBHOOK_TIMEOUT", 5, 1, 60),
+            webhook_retry_base=s.integer("WEBHOOK_RETRY_BASE", 30, 1, 86400),
+            webhook_retry_cap=s.integer("WEBHOOK_RETRY_CAP", 6 * 3600, 1, 7 * 86400),
+            webhook_max_attempts=s.integer("WEBHOOK_MAX_ATTEMPTS", 8, 1, 50),
+            webhook_expiry_notice_days=s.integer("WEBHOOK_EXPIRY_NOTICE_DAYS", 7, 0, 365),
         )
         if settings.db_pool_min > settings.db_pool_max:
             raise SettingsError("DB_POOL_MIN must not exceed DB_POOL_MAX")
+        if settings.webhook_retry_base > settings.webhook_retry_cap:
+            raise SettingsError("WEBHOOK_RETRY_BASE must not exceed WEBHOOK_RETRY_CAP")
         return settings
 
 

@@ -67,7 +67,7 @@ async def _member(info: strawberry.Info, member_id: int) -> MemberType | None:
     return MemberType.from_domain(m) if m else None
 
 
-async def _published(info: strawberry.Info, outcome: Outcome) -> Outcome:
+async def publish_outcome(info: strawberry.Info, outcome: Outcome) -> Outcome:
     """Publish the committed changes; the payload then shows the balances they left."""
     await publish_points_changed(info.context, outcome.changes)
     await publish_tier_changes(info.context, outcome.tier_changes)
@@ -97,7 +97,7 @@ class LedgerMutations:
         p = require(info, Role.INTEGRATION, Role.ADMIN)
         try:
             member_id = _member_id(input.member_id, "memberId")
-            outcome = await _published(info, await services.record_purchase(
+            outcome = await publish_outcome(info, await services.record_purchase(
                 member_id, input.order_id, input.amount, input.currency, input.occurred_at,
                 idempotency(p, input.idempotency_key, {
                     "op": "recordPurchase", "member": member_id, "order": input.order_id,
@@ -119,7 +119,7 @@ class LedgerMutations:
                               ) -> RefundPurchasePayload:
         p = require(info, Role.INTEGRATION, Role.ADMIN)
         try:
-            outcome = await _published(info, await services.refund_purchase(
+            outcome = await publish_outcome(info, await services.refund_purchase(
                 input.order_id, input.amount, idempotency(p, input.idempotency_key, {
                     "op": "refundPurchase", "order": input.order_id,
                     "amount": str(input.amount) if input.amount is not None else None})))
@@ -143,7 +143,7 @@ class LedgerMutations:
                 raise DomainError(ErrorCode.FORBIDDEN, "INTEGRATION may only credit points.",
                                   ["points"])
             member_id = _member_id(input.member_id, "memberId")
-            outcome = await _published(info, await services.adjust_points(
+            outcome = await publish_outcome(info, await services.adjust_points(
                 member_id, input.points, input.reason, input.available_at, input.expires_at,
                 idempotency(p, input.idempotency_key, {
                     "op": "adjustPoints", "member": member_id, "points": input.points,
@@ -166,7 +166,7 @@ class LedgerMutations:
                                  _member_id(input.from_member_id, "fromMemberId"),
                                  "fromMemberId")
             to_id = _member_id(input.to_member_id, "toMemberId")
-            outcome = await _published(info, await services.transfer_points(
+            outcome = await publish_outcome(info, await services.transfer_points(
                 from_id, to_id, input.points, input.note, idempotency(p, input.idempotency_key, {
                     "op": "transferPoints", "from": from_id, "to": to_id,
                     "points": input.points, "note": input.note})))
@@ -215,7 +215,7 @@ class LedgerMutations:
             tiers_changed=ledger.tiers_changed, birthday_bonuses=ledger.birthday_bonuses,
             tickets_breached=report.tickets_breached,
             redemptions_expired=report.redemptions_expired,
-            user_errors=[])
+            stale_exchanges=report.stale_exchanges, user_errors=[])
 
 
 @strawberry.type

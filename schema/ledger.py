@@ -249,6 +249,9 @@ class RunScheduledJobsPayload:
     birthday_bonuses: int
     tickets_breached: int
     redemptions_expired: int
+    stale_exchanges: int = strawberry.field(
+        description="Outbound partner exchanges still PENDING past their partner's "
+                    "pendingTimeoutHours (exchanges(filter: {staleOnly: true}) lists them).")
     user_errors: list[UserError]
 
 

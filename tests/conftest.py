@@ -40,6 +40,7 @@ BASE = Settings(
     login_max_failures=3,
     login_lockout_seconds=60,
     scheduler_interval=0,  # tests run the jobs themselves (runScheduledJobs)
+    webhook_poll_interval=0,  # and dispatch webhooks themselves (tests/e2e/webhook_helpers)
 )
 
 

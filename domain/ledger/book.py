@@ -24,6 +24,7 @@ from domain.ledger.model import (
     chain_hash,
 )
 from domain.ledger.tables import AllocationRow, BalanceRow, LedgerEntryRow, LotRow
+from domain.webhooks import payloads as webhook_events
 
 EARNING_KINDS = frozenset({EntryKind.EARN, EntryKind.BONUS, EntryKind.ADJUSTMENT,
                            EntryKind.TRANSFER_IN, EntryKind.EXCHANGE_IN})
@@ -129,6 +130,17 @@ class Book:
             self.row.lifetime_spent += total
         return entry, touched
 
+    async def give_back(self, kind: EntryKind, debit_entry_id: int, points: int,
+                        reason: str) -> LedgerEntryRow:
+        """Credit back `points` a debit took (a cancelled redemption, a rejected exchange),
+        expiring no later than the soonest of the lots that debit drew from."""
+        lot_ids = await AllocationRow.filter(entry_id=debit_entry_id).values_list("lot_id",
+                                                                                  flat=True)
+        lots = await LotRow.filter(id__in=list(lot_ids)).only("id", "expires_at")
+        expiries = [lot.expires_at for lot in lots if lot.expires_at is not None]
+        return await self.credit(kind, points, reason=reason,
+                                 expires_at=min(expiries) if expiries else None)
+
     async def _draw(self, entry: LedgerEntryRow, lot: LotRow, points: int) -> None:
         """Take `points` from `lot` for the debit `entry`, recording the allocation."""
         lot.remaining -= points
@@ -169,6 +181,9 @@ class Book:
         if self.changed:
             self.row.version += 1
             await self.row.save()
+        # webhooks: into the outbox in this same transaction (one INSERT at most)
+        await webhook_events.ledger_saved(self.member_id, self.row, self.entries,
+                                          self.tier_changes, self.changed)
 
 
 async def open_book(member_id: int, now: datetime | None = None) -> Book:

@@ -81,6 +81,7 @@ class LotRow(Model):
     expires_at = fields.DatetimeField(null=True)
     matured = fields.BooleanField(default=False)
     purchase_id = fields.IntField(null=True)
+    expiry_notified = fields.BooleanField(default=False)  # POINTS_EXPIRING_SOON sent
 
     member_id: int
     entry_id: int

@@ -21,7 +21,6 @@ from domain import clock
 from domain.errors import DomainError, ErrorCode
 from domain.ledger.book import Book, open_book
 from domain.ledger.model import EntryKind
-from domain.ledger.tables import AllocationRow, LotRow
 from domain.ledger.uow import active_member, outcome_of, replay, run_once_idempotent
 from domain.ledger.values import Balance, Change, Entry, Idempotency, Outcome, claim, remember
 from domain.members.tables import MemberRow
@@ -41,6 +40,8 @@ from domain.rewards.model import (
 from domain.rewards.tables import RedemptionRow, RewardRow
 from domain.tiers.model import tier_for
 from domain.tiers.services import list_tiers
+from domain.webhooks import payloads as webhook_events
+from domain.webhooks.model import WebhookEventType
 
 _REASON_MESSAGES = {
     Ineligibility.NOT_AVAILABLE: "This reward is not available now.",
@@ -184,6 +185,8 @@ async def redeem_reward(reward_id: int, member_id: int, idem: Idempotency) -> Re
         redemption = await RedemptionRow.create(
             reward_id=reward_id, member_id=member_id, code=new_coupon_code(),
             points_spent=reward.points_cost, entry_id=entry.id, expires_at=expires)
+        await webhook_events.redemption(WebhookEventType.REDEMPTION_ISSUED,
+                                        redemption.to_domain())
         result = {"entries": [entry.id], "redemption": redemption.id}
         await remember(idem, result)
         return result, [book]
@@ -216,18 +219,15 @@ async def use_redemption(code: str) -> Redemption:
                               f"This coupon is {row.status.lower()}.", ["code"])
         row.status, row.used_at = RedemptionStatus.USED.value, now
         await row.save(update_fields=["status", "used_at"])
+        await webhook_events.redemption(WebhookEventType.REDEMPTION_USED, row.to_domain())
         return row.to_domain()
 
 
 async def _give_back(book: Book, row: RedemptionRow, reason: str) -> int:
     """Return a redemption's points (a REDEMPTION_REFUND credit expiring no later than the
     points it spent) and its unit of stock."""
-    lot_ids = await AllocationRow.filter(entry_id=row.entry_id).values_list("lot_id", flat=True)
-    lots: list[datetime | None] = await LotRow.filter(  # type: ignore[assignment]
-        id__in=list(lot_ids)).values_list("expires_at", flat=True)
-    expiries = [e for e in lots if e is not None]
-    entry = await book.credit(EntryKind.REDEMPTION_REFUND, row.points_spent, reason=reason,
-                              expires_at=min(expiries) if expiries else None)
+    entry = await book.give_back(EntryKind.REDEMPTION_REFUND, row.entry_id, row.points_spent,
+                                 reason)
     await RewardRow.filter(id=row.reward_id, remaining__not_isnull=True).update(
         remaining=F("remaining") + 1)
     return entry.id

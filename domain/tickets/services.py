@@ -47,6 +47,7 @@ from domain.tickets.model import (
 from domain.tickets.tables import TicketMessageRow, TicketRow
 from domain.tiers.model import TicketPriority, tier_for
 from domain.tiers.services import list_tiers
+from domain.webhooks import payloads as webhook_events
 
 _NO_TICKET = "No such ticket."
 
@@ -101,8 +102,10 @@ async def open_ticket(member_id: int, subject: str, body: str, *,
         message = await TicketMessageRow.create(
             ticket_id=row.id, body=body.strip(), internal=False, author_role=author_role,
             author=author, created_at=now)
-    return to_ticket(row), [TicketEvent(row.id, member_id, TicketEventKind.CREATED,
-                                        message_id=message.id)]
+        events = [TicketEvent(row.id, member_id, TicketEventKind.CREATED,
+                              message_id=message.id)]
+        await webhook_events.ticket_updated(events, to_ticket(row), to_message(message))
+    return to_ticket(row), events
 
 
 async def _locked(ticket_id: int) -> TicketRow:
@@ -147,6 +150,7 @@ async def add_message(ticket_id: int, body: str, *, internal: bool, author_role:
             row.status = TicketStatus.IN_PROGRESS.value
             await row.save(update_fields=["status", "updated_at"])
             events.append(TicketEvent(row.id, row.member_id, TicketEventKind.STATUS_CHANGED))
+        await webhook_events.ticket_updated(events, to_ticket(row), to_message(message))
     return MessageAdded(to_ticket(row), to_message(message), events)
 
 
@@ -160,8 +164,9 @@ async def assign_ticket(ticket_id: int, assignee: str | None
             return to_ticket(row), []
         row.assignee = assignee
         await row.save(update_fields=["assignee", "updated_at"])
-    return to_ticket(row), [TicketEvent(row.id, row.member_id, TicketEventKind.ASSIGNED,
-                                        internal=True)]
+        events = [TicketEvent(row.id, row.member_id, TicketEventKind.ASSIGNED, internal=True)]
+        await webhook_events.ticket_updated(events, to_ticket(row))
+    return to_ticket(row), events
 
 
 @dataclass(frozen=True)
@@ -202,8 +207,9 @@ async def set_status(ticket_id: int, status: TicketStatus, *, self_service: bool
         elif current.status in DONE:
             row.resolved_at = row.closed_at = None
         await row.save(update_fields=["status", "resolved_at", "closed_at", "updated_at"])
-    return StatusChange(to_ticket(row), current.status, [
-        TicketEvent(row.id, row.member_id, TicketEventKind.STATUS_CHANGED)])
+        events = [TicketEvent(row.id, row.member_id, TicketEventKind.STATUS_CHANGED)]
+        await webhook_events.ticket_updated(events, to_ticket(row))
+    return StatusChange(to_ticket(row), current.status, events)
 
 
 async def breach_slas(now: datetime | None = None) -> tuple[int, list[TicketEvent]]:
@@ -218,10 +224,13 @@ async def breach_slas(now: datetime | None = None) -> tuple[int, list[TicketEven
     for row in rows:
         if not is_breached(to_ticket(row), now):
             continue
-        flagged = await TicketRow.filter(id=row.id, sla_breached=False).update(
-            sla_breached=True)
-        if flagged:
-            events.append(TicketEvent(row.id, row.member_id, TicketEventKind.SLA_BREACHED))
+        async with in_transaction():  # the flag and its webhook event commit together
+            flagged = await TicketRow.filter(id=row.id, sla_breached=False).update(
+                sla_breached=True)
+            if flagged:
+                row.sla_breached = True
+                events.append(TicketEvent(row.id, row.member_id, TicketEventKind.SLA_BREACHED))
+                await webhook_events.ticket_updated(events[-1:], to_ticket(row))
     return len(events), events
 
 

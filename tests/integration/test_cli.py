@@ -100,6 +100,8 @@ def test_seed_twice_is_idempotent(env: dict[str, str], db_path: Path) -> None:
         ("Silver", 1, 0), ("Gold", 2, 1000), ("Platinum", 3, 5000)]
     assert query(db_path, "SELECT COUNT(DISTINCT email) FROM member") == [(5,)]
     assert query(db_path, "SELECT name FROM program") == [("Loyalgraph Demo Rewards",)]
+    assert query(db_path, "SELECT code, unit_name FROM partner") == [("SKYMILES", "miles")]
+    assert query(db_path, "SELECT COUNT(*) FROM partner_rate") == [(1,)]
 
 
 def test_seed_refuses_a_negative_member_count(env: dict[str, str], db_path: Path) -> None:
