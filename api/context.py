@@ -30,7 +30,7 @@ from domain.ledger.values import Balance
 from domain.members.model import Member
 from domain.members.services import get_members_by_ids
 from domain.partners.model import Partner
-from domain.partners.services import partners_by_ids
+from domain.partners.services import partners_by_ids, stale_counts
 from domain.rewards.model import Ineligibility, Reward, ineligibility
 from domain.rewards.queries import held_units, redemption_counts, redemptions_pages
 from domain.rewards.services import all_rewards, rewards_by_ids
@@ -108,6 +108,11 @@ async def _load_partners(ids: list[int]) -> list[Partner | None]:
     return [found.get(i) for i in ids]
 
 
+async def _load_stale_counts(ids: list[int]) -> list[int]:
+    found = await stale_counts(ids)
+    return [found[i] for i in ids]
+
+
 async def _load_tickets(ids: list[int]) -> list[Ticket | None]:
     found = await tickets_by_ids(ids)
     return [found.get(i) for i in ids]
@@ -147,6 +152,10 @@ class Loaders:
     @cached_property
     def partner(self) -> DataLoader[int, Partner | None]:
         return DataLoader(load_fn=_load_partners)
+
+    @cached_property
+    def stale_exchanges(self) -> DataLoader[int, int]:
+        return DataLoader(load_fn=_load_stale_counts)
 
     # member.ledger / member.tickets / member.redemptions / ticket.messages in lists
 

@@ -138,9 +138,9 @@ class PartnerType(relay.Node):
                                   "`pendingTimeoutHours`: to chase, or cancel (ADMIN). Staff "
                                   "and the partner only.")
     async def stale_pending_exchanges(self, info: strawberry.Info) -> int | None:
-        from domain.partners.services import stale_count
-
-        return await stale_count(self._partner.id) if self._managed(info) else None
+        if not self._managed(info):
+            return None
+        return await info.context.loaders.stale_exchanges.load(self._partner.id)
 
     @classmethod
     async def resolve_nodes(  # type: ignore[override]

@@ -547,21 +547,37 @@ async def exchanges_page(f: ExchangeFilter, after_id: int | None, first: int
     return Page([r.to_domain() for r in rows[:first]], len(rows) > first, total)
 
 
-async def _stale_ids(partner_id: int | None) -> list[int]:
+async def _stale(partner_ids: list[int] | None) -> list[tuple[int, int]]:
+    """(exchange id, partner id) of the outbound exchanges PENDING past their partner's
+    timeout, for these partners (None: all), in two statements whatever their number."""
     now = clock.utcnow()
-    partners = PartnerRow.filter(id=partner_id) if partner_id is not None else PartnerRow.all()
-    ids: list[int] = []
-    for p in await partners:
-        ids += await ExchangeRow.filter(
-            partner_id=p.id, status=ExchangeStatus.PENDING.value,
-            created_at__lt=now - timedelta(hours=p.pending_timeout_hours),
-        ).values_list("id", flat=True)  # type: ignore[arg-type]
-    return ids
+    qs = PartnerRow.filter(id__in=partner_ids) if partner_ids is not None else PartnerRow.all()
+    timeouts = dict(await qs.values_list("id", "pending_timeout_hours"))
+    if not timeouts:
+        return []
+    oldest = now - timedelta(hours=min(timeouts.values()))
+    pending = await ExchangeRow.filter(
+        partner_id__in=list(timeouts), status=ExchangeStatus.PENDING.value,
+        created_at__lt=oldest).values_list("id", "partner_id", "created_at")
+    return [(i, p) for i, p, at in pending
+            if now - at > timedelta(hours=timeouts[p])]  # type: ignore[index]
+
+
+async def _stale_ids(partner_id: int | None) -> list[int]:
+    return [i for i, _ in await _stale(None if partner_id is None else [partner_id])]
 
 
 async def stale_count(partner_id: int | None) -> int:
     """Outbound exchanges PENDING past their partner's timeout (of one partner, or all)."""
     return len(await _stale_ids(partner_id))
+
+
+async def stale_counts(partner_ids: list[int]) -> dict[int, int]:
+    """`stale_count` for several partners at once (a page of exchanges or partners)."""
+    counts = dict.fromkeys(partner_ids, 0)
+    for _, partner in await _stale(partner_ids):
+        counts[partner] += 1
+    return counts
 
 
 async def exchanges_by_ids(ids: list[int]) -> dict[int, Exchange]:

@@ -99,3 +99,29 @@ async def test_the_benchmark_hot_paths_stay_within_their_statement_counts(
     # redemptions (for the per-member limits); the catalogue and the tiers are cached
     assert await _statements(gql, HOME, None, member) <= 4
     assert await _statements(gql, STAFF_PAGE, {"n": MEMBERS}, gql.token(Role.ADMIN)) <= 14
+
+
+EXCHANGES_PAGE = """query($n: Int!) { exchanges(first: $n) { totalCount edges { node {
+  id status points partnerUnits stale rounding { exact roundedOff }
+  partner { code name stalePendingExchanges } member { id email points { available } } } } } }"""
+
+
+async def test_exchange_lists_do_not_grow_with_the_page_size(gql: GraphQLClient) -> None:
+    # given members with exchanges at two partners
+    from domain.partners.services import create_partner, exchange_points
+
+    for code in ("SKY", "BEAN"):
+        await create_partner({"code": code, "name": code, "unit_name": "units",
+                              "outbound_rate": Decimal("0.5"), "inbound_rate": Decimal("2")})
+    for i in range(MEMBERS):
+        member = await register_member(Registration(email=f"x{i}@example.com"),
+                                       password_required=False)
+        await record_purchase(member.id, f"O-{i}", Decimal("500"), None, None,
+                              Idempotency("test", f"O-{i}", {"order": i}))
+        await exchange_points(member.id, f"ACC-{i}", Idempotency("test", f"X-{i}", {"x": i}),
+                              partner_code="SKY" if i % 2 else "BEAN", points=100)
+    admin = gql.token(Role.ADMIN)
+    # when the list is read two and eight rows at a time, then it costs the same
+    small = await _statements(gql, EXCHANGES_PAGE, {"n": 2}, admin)
+    large = await _statements(gql, EXCHANGES_PAGE, {"n": MEMBERS}, admin)
+    assert large == small, f"{small} statements for 2 rows, {large} for {MEMBERS}"
