@@ -409,7 +409,9 @@ class QuoteExchangeInput:
     partner_code: str
     points: int
     member_id: relay.GlobalID | None = strawberry.field(
-        default=None, description="Defaults to the calling member.")
+        default=None, description="Defaults to the calling member. An ADMIN quote for no "
+                                  "member is for information: only a member's quote can be "
+                                  "exchanged.")
 
 
 @strawberry.type

@@ -276,7 +276,7 @@ async def quote_exchange(partner_code: str, points: int, member_id: int | None) 
 async def _take_quote(quote_id: int, partner: Partner | None, member_id: int,
                       points: int | None, now: datetime) -> ExchangeQuoteRow:
     quote = await ExchangeQuoteRow.filter(id=quote_id).first()
-    if quote is None or quote.member_id not in (None, member_id):
+    if quote is None or quote.member_id != member_id:  # a quote for no one holds nothing
         raise DomainError(ErrorCode.NOT_FOUND, "No such quote.", ["quoteId"])
     if partner is not None and partner.id != quote.partner_id:
         raise DomainError(ErrorCode.INVALID_INPUT, "The quote is for another partner.",

@@ -278,6 +278,14 @@ async def test_quotes_are_held_briefly_and_only_for_their_member(
     other = await gql.ok(QUOTE_FOR, {"input": {"partnerCode": "SKY", "points": 100,
                                                "memberId": bob.id}}, ann.token)
     assert refused(other["quoteExchange"]) == [("FORBIDDEN", ["input", "memberId"])]
+    # ADMIN may quote for no one, for information: such a quote holds nothing
+    info = check((await gql.as_admin(QUOTE_FOR, {"input": {
+        "partnerCode": "SKY", "points": 100}}))["quoteExchange"])["quote"]
+    assert refused(await exchange(gql, ann, "a4", quoteId=info["id"])) == [
+        ("NOT_FOUND", ["input", "quoteId"])]
+    assert refused(await exchange(gql, ann, "a5", quoteId=info["id"],
+                                  token=gql.token(Role.ADMIN), memberId=ann.id)) == [
+        ("NOT_FOUND", ["input", "quoteId"])]
 
 
 async def test_an_inactive_partner_takes_no_new_exchanges_but_settles_open_ones(
