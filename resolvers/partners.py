@@ -90,6 +90,18 @@ def _failed(e: DomainError) -> ExchangePayload:
     return ExchangePayload(exchange=None, member=None, user_errors=user_errors(e))
 
 
+async def _close(info: strawberry.Info, exchange_id: relay.GlobalID, status: ExchangeStatus,
+                 reason: str | None, partner_id: int | None) -> ExchangePayload:
+    """Reject (the partner, ADMIN) or cancel (ADMIN) a pending exchange: points come back."""
+    try:
+        key = _key(exchange_id, "Exchange", "exchangeId")
+        assert key is not None
+        done = await services.close_exchange(key, status, reason, partner_id)
+    except DomainError as e:
+        return _failed(e)
+    return await _exchange_payload(info, done)
+
+
 def _partner_idempotency(partner: Partner, key: str, request: dict[str, Any]) -> Idempotency:
     """A partner's keys are its own, whoever the token's subject is."""
     return Idempotency(f"PARTNER:{partner.code}", key.strip(), request)
@@ -251,28 +263,16 @@ class PartnerMutations:
     async def reject_exchange(self, info: strawberry.Info, input: RejectExchangeInput
                               ) -> ExchangePayload:
         p = require(info, Role.PARTNER, Role.ADMIN)
-        try:
-            key = _key(input.exchange_id, "Exchange", "exchangeId")
-            assert key is not None
-            done = await services.close_exchange(key, ExchangeStatus.REJECTED, input.reason,
-                                                 await _acting_partner(p))
-        except DomainError as e:
-            return _failed(e)
-        return await _exchange_payload(info, done)
+        return await _close(info, input.exchange_id, ExchangeStatus.REJECTED, input.reason,
+                            await _acting_partner(p))
 
     @strawberry.mutation(description="Give up on a PENDING exchange (e.g. a stale one): the "
                                      "points come back to the member (ADMIN).")
     async def cancel_exchange(self, info: strawberry.Info, input: CancelExchangeInput
                               ) -> ExchangePayload:
         require(info, Role.ADMIN)
-        try:
-            key = _key(input.exchange_id, "Exchange", "exchangeId")
-            assert key is not None
-            done = await services.close_exchange(key, ExchangeStatus.CANCELLED, input.reason,
-                                                 None)
-        except DomainError as e:
-            return _failed(e)
-        return await _exchange_payload(info, done)
+        return await _close(info, input.exchange_id, ExchangeStatus.CANCELLED, input.reason,
+                            None)
 
     @strawberry.mutation(description="Credit a member for partner units, at the inbound rate "
                                      "(PARTNER). A retry with the same partnerReference "
