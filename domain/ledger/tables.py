@@ -7,6 +7,7 @@ second entry with the same per-member sequence, and a reused idempotency key per
 from __future__ import annotations
 
 from tortoise import fields
+from tortoise.indexes import Index
 from tortoise.migrations.constraints import CheckConstraint
 from tortoise.models import Model
 
@@ -132,6 +133,7 @@ class PurchaseRow(Model):
 
     class Meta:
         table = "purchase"
+        indexes = (Index(fields=("member_id", "occurred_at")),)
 
 
 class CampaignRow(Model):
