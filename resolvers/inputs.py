@@ -6,8 +6,10 @@ from collections.abc import Iterable
 from typing import Any
 
 import strawberry
+from strawberry import relay
 
 from domain.errors import DomainError, ErrorCode
+from schema.relay import node_id
 
 
 def camel(name: str) -> str:
@@ -29,3 +31,12 @@ def given_fields(obj: Any, names: Iterable[str], non_null: Iterable[str] = ()
                               [camel(name)])
         changes[name] = value
     return changes
+
+
+def key_of(gid: relay.GlobalID | strawberry.ID, type_name: str, field: str, what: str) -> int:
+    """The key behind an input's global id of `type_name`; anything else names nothing:
+    NOT_FOUND on `field` ("No such <what>.")."""
+    key = node_id(gid, type_name)
+    if key is None:
+        raise DomainError(ErrorCode.NOT_FOUND, f"No such {what}.", [field])
+    return key

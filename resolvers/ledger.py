@@ -25,6 +25,7 @@ from resolvers.events import (
     publish_points_changed,
     publish_tier_changes,
 )
+from resolvers.inputs import key_of
 from resolvers.permissions import acting_for, require, watch_channel
 from schema.errors import BadUserInput, Forbidden, user_errors
 from schema.ledger import (
@@ -56,10 +57,7 @@ def idempotency(p: Principal, key: str, request: dict[str, Any]) -> Idempotency:
 
 
 def _member_id(gid: relay.GlobalID, field: str) -> int:
-    key = node_id(gid, "Member")
-    if key is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "No such member.", [field])
-    return key
+    return key_of(gid, "Member", field, "member")
 
 
 async def _member(info: strawberry.Info, member_id: int) -> MemberType | None:

@@ -17,7 +17,7 @@ from domain.ledger.values import Idempotency
 from domain.members.services import find_member
 from domain.partners import services
 from domain.partners.model import ExchangeStatus, Partner
-from resolvers.inputs import given_fields
+from resolvers.inputs import given_fields, key_of
 from resolvers.ledger import idempotency, publish_outcome
 from resolvers.permissions import acting_for, principal, require
 from schema.errors import BadUserInput, Forbidden, user_errors
@@ -63,13 +63,10 @@ async def _acting_partner(p: Principal) -> int | None:
     return (await _calling_partner(p)).id if p.role is Role.PARTNER else None
 
 
-def _key(gid: relay.GlobalID | None, type_name: str, field: str) -> int | None:
-    if gid is None:
-        return None
-    key = node_id(gid, type_name)
-    if key is None:
-        raise DomainError(ErrorCode.NOT_FOUND, f"No such {type_name.lower()}.", [field])
-    return key
+def _key(gid: relay.GlobalID | None, type_name: str, field: str, what: str) -> int | None:
+    """An optional id input: None when not given, else its key (NOT_FOUND if it is not
+    one of `type_name`)."""
+    return None if gid is None else key_of(gid, type_name, field, what)
 
 
 async def _member(info: strawberry.Info, member_id: int) -> MemberType | None:
@@ -94,8 +91,7 @@ async def _close(info: strawberry.Info, exchange_id: relay.GlobalID, status: Exc
                  reason: str | None, partner_id: int | None) -> ExchangePayload:
     """Reject (the partner, ADMIN) or cancel (ADMIN) a pending exchange: points come back."""
     try:
-        key = _key(exchange_id, "Exchange", "exchangeId")
-        assert key is not None
+        key = key_of(exchange_id, "Exchange", "exchangeId", "exchange")
         done = await services.close_exchange(key, status, reason, partner_id)
     except DomainError as e:
         return _failed(e)
@@ -204,8 +200,7 @@ class PartnerMutations:
         require(info, Role.ADMIN)
 
         async def save() -> services.PartnerSaved:
-            key = _key(input.partner_id, "Partner", "partnerId")
-            assert key is not None
+            key = key_of(input.partner_id, "Partner", "partnerId", "partner")
             return await services.update_partner(key, given_fields(
                 input, SETTINGS, ("code", "name", "unit_name", "active", "outbound_rate",
                                   "inbound_rate")))
@@ -218,7 +213,7 @@ class PartnerMutations:
                              ) -> QuoteExchangePayload:
         p = require(info, Role.MEMBER, Role.ADMIN)
         try:
-            named = _key(input.member_id, "Member", "memberId")
+            named = _key(input.member_id, "Member", "memberId", "member")
             member_id = acting_for(p, named, "memberId") if (named or p.member_id) else None
             quote = await services.quote_exchange(input.partner_code, input.points, member_id)
         except DomainError as e:
@@ -231,8 +226,9 @@ class PartnerMutations:
                               ) -> ExchangePayload:
         p = require(info, Role.MEMBER, Role.ADMIN)
         try:
-            member_id = acting_for(p, _key(input.member_id, "Member", "memberId"), "memberId")
-            quote_id = _key(input.quote_id, "ExchangeQuote", "quoteId")
+            named = _key(input.member_id, "Member", "memberId", "member")
+            member_id = acting_for(p, named, "memberId")
+            quote_id = _key(input.quote_id, "ExchangeQuote", "quoteId", "quote")
             done = await services.exchange_points(
                 member_id, input.partner_account_ref, idempotency(p, input.idempotency_key, {
                     "op": "exchangePoints", "member": member_id, "quote": quote_id,
@@ -249,8 +245,7 @@ class PartnerMutations:
                                ) -> ExchangePayload:
         p = require(info, Role.PARTNER, Role.ADMIN)
         try:
-            key = _key(input.exchange_id, "Exchange", "exchangeId")
-            assert key is not None
+            key = key_of(input.exchange_id, "Exchange", "exchangeId", "exchange")
             exchange = await services.confirm_exchange(key, input.partner_reference,
                                                        await _acting_partner(p))
         except DomainError as e:
@@ -287,7 +282,7 @@ class PartnerMutations:
                 raise DomainError(ErrorCode.INVALID_INPUT,
                                   "Name the member by exactly one of memberId, externalId or "
                                   "email.", ["memberId"])
-            member_id = _key(input.member_id, "Member", "memberId")
+            member_id = _key(input.member_id, "Member", "memberId", "member")
             if member_id is None:
                 found = await find_member(external_id=input.external_id, email=input.email)
                 if found is None:

@@ -13,7 +13,7 @@ from domain.pagination import Page
 from domain.rewards import services
 from domain.rewards.model import Reward, RewardDraft
 from resolvers.events import publish_points_changed
-from resolvers.inputs import given_fields
+from resolvers.inputs import given_fields, key_of
 from resolvers.ledger import idempotency
 from resolvers.permissions import acting_for, principal, require
 from schema.errors import BadUserInput, user_error, user_errors
@@ -52,10 +52,7 @@ def _tier_key(gid: relay.GlobalID | None) -> int | None:
 
 
 def _reward_key(gid: relay.GlobalID) -> int:
-    key = node_id(gid, "Reward")
-    if key is None:
-        raise DomainError(ErrorCode.NOT_FOUND, "No such reward.", ["rewardId"])
-    return key
+    return key_of(gid, "Reward", "rewardId", "reward")
 
 
 @strawberry.type

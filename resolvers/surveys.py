@@ -7,16 +7,15 @@ from datetime import datetime
 from typing import Annotated, Any
 
 import strawberry
-from strawberry import relay
 
 from domain import clock
 from domain.access import STAFF, Role
-from domain.errors import DomainError, ErrorCode
+from domain.errors import DomainError
 from domain.feedback import answer_survey
 from domain.surveys import services
 from domain.surveys.model import Answer, QuestionDraft, SurveyDraft
 from resolvers.events import publish_points_changed, publish_ticket_events, publish_tier_changes
-from resolvers.inputs import given_fields
+from resolvers.inputs import given_fields, key_of
 from resolvers.permissions import require
 from schema.errors import BadUserInput, user_errors
 from schema.relay import decode_cursor, node_id, page_size
@@ -34,18 +33,11 @@ from schema.surveys import (
 from schema.tickets import TicketType
 
 
-def _key(gid: relay.GlobalID | strawberry.ID, type_name: str, field: str, what: str) -> int:
-    key = node_id(gid, type_name)
-    if key is None:
-        raise DomainError(ErrorCode.NOT_FOUND, f"No such {what}.", [field])
-    return key
-
-
 def _editable(input: Any) -> dict[str, Any]:
     """The given fields of a survey input, as the domain names them."""
     changes = given_fields(input, services.EDITABLE, ("title", "points_reward", "active"))
     if changes.get("min_tier_id") is not None:
-        changes["min_tier_id"] = _key(changes["min_tier_id"], "Tier", "minTierId", "tier")
+        changes["min_tier_id"] = key_of(changes["min_tier_id"], "Tier", "minTierId", "tier")
     return changes
 
 
@@ -122,7 +114,7 @@ class SurveyMutations:
         require(info, Role.ADMIN)
         try:
             survey = await services.update_survey(
-                _key(input.survey_id, "Survey", "surveyId", "survey"), _editable(input))
+                key_of(input.survey_id, "Survey", "surveyId", "survey"), _editable(input))
         except DomainError as e:
             return SurveyPayload(survey=None, user_errors=user_errors(e))
         return SurveyPayload(survey=SurveyType.from_domain(survey), user_errors=[])
@@ -136,9 +128,9 @@ class SurveyMutations:
         assert p.member_id is not None
         try:
             feedback = await answer_survey(
-                _key(input.survey_id, "Survey", "surveyId", "survey"), p.member_id,
+                key_of(input.survey_id, "Survey", "surveyId", "survey"), p.member_id,
                 [Answer(str(a.question_id), a.score, a.text, a.choice) for a in input.answers],
-                _key(input.ticket_id, "Ticket", "ticketId", "ticket")
+                key_of(input.ticket_id, "Ticket", "ticketId", "ticket")
                 if input.ticket_id is not None else None)
         except DomainError as e:
             return SubmitSurveyResponsePayload(response=None, points_awarded=0,

@@ -27,6 +27,7 @@ from domain.tickets.events import TicketEventKind
 from domain.tickets.model import Ticket
 from domain.tickets.model import TicketFilter as DomainTicketFilter
 from resolvers.events import TICKETS_STAFF_CHANNEL, publish_ticket_events, ticket_member_channel
+from resolvers.inputs import key_of
 from resolvers.permissions import acting_for, require
 from schema.errors import BadUserInput, Forbidden, user_errors
 from schema.relay import decode_cursor, node_id, page_size
@@ -51,10 +52,7 @@ _NO_TICKET = "No such ticket."
 
 
 def _ticket_key(gid: relay.GlobalID) -> int:
-    key = node_id(gid, "Ticket")
-    if key is None:
-        raise DomainError(ErrorCode.NOT_FOUND, _NO_TICKET, ["ticketId"])
-    return key
+    return key_of(gid, "Ticket", "ticketId", "ticket")
 
 
 async def _visible_ticket(p: Principal, gid: relay.GlobalID) -> Ticket:

@@ -14,7 +14,7 @@ from domain.access import Role
 from domain.errors import DomainError, ErrorCode
 from domain.webhooks import services
 from domain.webhooks.model import DeliveryFilter, not_found
-from resolvers.inputs import given_fields
+from resolvers.inputs import given_fields, key_of
 from resolvers.permissions import require
 from schema.errors import BadUserInput, Forbidden, user_errors
 from schema.relay import decode_cursor, node_id, page_size
@@ -39,10 +39,7 @@ NOT_NULL = ("url", "event_types", "secret", "active")  # a null description clea
 
 
 def _endpoint_key(gid: relay.GlobalID, field: str = "endpointId") -> int:
-    key = node_id(gid, "WebhookEndpoint")
-    if key is None:
-        raise not_found(field)
-    return key
+    return key_of(gid, "WebhookEndpoint", field, "webhook endpoint")
 
 
 def _check_list(event_types: list | None) -> None:  # type: ignore[type-arg]
