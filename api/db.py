@@ -44,6 +44,8 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
     connection = expand_db_url(settings.database_url)
     creds = connection["credentials"]
     if settings.is_sqlite:
+        # statements run in the event loop's thread, not aiosqlite's (api/sqlite_engine.py)
+        connection["engine"] = "api.sqlite_engine"
         creds.update(journal_mode="WAL", foreign_keys="ON", busy_timeout=5000,
                      synchronous="NORMAL")
     else:
