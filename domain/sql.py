@@ -1,0 +1,69 @@
+"""Plain SQL for the hot paths, on the same connection and transaction as the ORM.
+
+Building a statement with Tortoise (pypika) and turning its rows into model instances costs
+more than SQLite takes to run it (README, Performance), so the statements that every request
+of a hot path sends are written here by hand. They run through Tortoise's current client:
+inside `in_transaction()` they are part of that transaction, and the SQL counter of the
+tests sees them like any other statement.
+
+Statements are written once, with PostgreSQL's numbered parameters (`$1`, `$2`, ...); on
+SQLite they become `?1`, `?2`, ... (SQLite's own numbered form), so a statement is the same
+text on both backends. Values go in as Python values (datetimes, Decimals: the adapters
+Tortoise registers store them as it does); what comes back is what the driver gives, so a
+datetime read on SQLite is text: `dt()` reads it.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.transactions import _get_connection
+
+_NUMBERED = re.compile(r"\$(\d+)")
+
+
+def client() -> BaseDBAsyncClient:
+    """The current client: the transaction's inside `in_transaction()`."""
+    return _get_connection(None)
+
+
+def is_sqlite(db: BaseDBAsyncClient | None = None) -> bool:
+    return (db or client()).capabilities.dialect == "sqlite"
+
+
+@lru_cache(maxsize=512)
+def _for_sqlite(statement: str) -> str:
+    return _NUMBERED.sub(r"?\1", statement)
+
+
+def _prepare(db: BaseDBAsyncClient, statement: str) -> str:
+    return _for_sqlite(statement) if db.capabilities.dialect == "sqlite" else statement
+
+
+async def rows(statement: str, *params: Any) -> list[dict[str, Any]]:
+    """The rows a SELECT (or a statement with RETURNING) gives, as dicts."""
+    db = client()
+    return await db.execute_query_dict(_prepare(db, statement), list(params))
+
+
+async def one(statement: str, *params: Any) -> dict[str, Any] | None:
+    found = await rows(statement, *params)
+    return found[0] if found else None
+
+
+async def run(statement: str, *params: Any) -> int:
+    """Run an INSERT, UPDATE or DELETE; the number of rows it changed."""
+    db = client()
+    changed, _ = await db.execute_query(_prepare(db, statement), list(params))
+    return int(changed)
+
+
+def dt(value: Any) -> datetime | None:
+    """A datetime column's value as a datetime (SQLite gives the text Tortoise stored)."""
+    if value is None or isinstance(value, datetime):
+        return value
+    return datetime.fromisoformat(value)
