@@ -41,6 +41,7 @@ from tortoise.exceptions import ValidationError as OrmValidationError
 from api.auth import AuthError
 from api.broker import SubscriberOverflow
 from api.context import Context, Services
+from api.fast_execution import FastExecutionContext
 from api.observability import request_id_var
 from api.settings import Settings
 from domain.access import ANONYMOUS
@@ -137,6 +138,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
+        execution_context_class=FastExecutionContext,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production,
                                 scalar_map={datetime: DATETIME}),
     )

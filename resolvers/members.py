@@ -14,6 +14,7 @@ from domain.members.events import MemberUpdated
 from domain.members.model import MarketingConsent, Registration
 from domain.members.model import MemberFilter as DomainMemberFilter
 from resolvers.events import ALL_MEMBERS_CHANNEL, member_channel, publish_member_updated
+from resolvers.lookahead import selected_names
 from resolvers.permissions import acting_for, forbid_roles, principal, require, watch_channel
 from schema.errors import BadUserInput, user_error, user_errors
 from schema.members import (
@@ -44,11 +45,31 @@ def _member_key(gid: strawberry.ID | None, field: str) -> int:
     return key
 
 
-async def _visible_member(info: strawberry.Info, member_id: int | None) -> MemberType | None:
+async def _visible_member(info: strawberry.Info, member_id: int | None, *path: str
+                          ) -> MemberType | None:
+    """`path`: where the member's fields are below the current field."""
     if member_id is None or not can_view_member(principal(info), member_id):
         return None
     m = await info.context.loaders.member.load(member_id)
-    return MemberType.from_domain(m) if m else None
+    if m is None:
+        return None
+    loaded = await _with_loaded(info, [MemberType.from_domain(m)], selected_names(info, *path))
+    return loaded[0]
+
+
+_NEEDS_TIERS = frozenset({"tier", "tierProgress"})
+_NEEDS_BALANCE = frozenset({"points", "tierProgress"})
+
+
+async def _with_loaded(info: strawberry.Info, members: list[MemberType],
+                       selected: frozenset[str]) -> list[MemberType]:
+    """Load the tiers and the balances of all `members` at once when the selection will
+    ask for them, so that their fields answer without a task each (MemberType)."""
+    tiers = await info.context.tiers() if selected & _NEEDS_TIERS else None
+    if selected & _NEEDS_BALANCE:
+        found = await info.context.loaders.balance.load_many([m.id for m in members])
+        return [m.with_loaded(b, tiers) for m, b in zip(members, found, strict=True)]
+    return [m.with_loaded(None, tiers) for m in members]
 
 
 @strawberry.type
@@ -58,7 +79,7 @@ class MemberQueries:
         p = principal(info)
         return ViewerType(
             role=p.role, subject=p.subject, partner_code=p.partner_code,
-            member=await _visible_member(info, p.member_id),
+            member=await _visible_member(info, p.member_id, "member"),
         )
 
     @strawberry.field(description="The MEMBER token's member; null for other callers.")
@@ -105,7 +126,11 @@ class MemberQueries:
         )
         for m in page.items:
             info.context.loaders.member.prime(m.id, m)
-        return MemberConnection.build(page, MemberType.from_domain, lambda m: m.id, after_key)
+        connection = MemberConnection.build(page, MemberType.from_domain, lambda m: m.id,
+                                            after_key)
+        await _with_loaded(info, [e.node for e in connection.edges],
+                           selected_names(info, "edges", "node"))
+        return connection
 
 
 def _member_token(info: strawberry.Info, member_id: int, ttl: int | None = None) -> Any:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import date, datetime
 
 import strawberry
@@ -9,8 +10,9 @@ from strawberry import relay
 
 from domain.access import Role, can_view_member
 from domain.ledger.queries import tier_history
+from domain.ledger.values import Balance
 from domain.members.model import Member, MemberStatus
-from domain.tiers.model import progress, tier_for
+from domain.tiers.model import Tier, progress, tier_for
 from schema.errors import Forbidden, UserError
 from schema.ledger import (
     LedgerEntryConnection,
@@ -48,6 +50,11 @@ class MemberType(relay.Node):
     tags: list[str]
     referral_code: str = strawberry.field(description="Code a friend passes to registerMember.")
     _member: strawberry.Private[Member]
+    # What a list resolver already loaded for the whole page (`with_loaded`): with it, `tier`,
+    # `tierProgress` and `points` answer at once instead of each becoming an awaited task
+    # (100 tasks on a staff page of 50 members; README, Performance).
+    _balance: strawberry.Private[Balance | None] = None
+    _tiers: strawberry.Private[Sequence[Tier] | None] = None
 
     @classmethod
     def from_domain(cls, m: Member) -> MemberType:
@@ -57,30 +64,55 @@ class MemberType(relay.Node):
             referral_code=m.referral_code, _member=m,
         )
 
+    def with_loaded(self, balance: Balance | None, tiers: Sequence[Tier] | None) -> MemberType:
+        self._balance, self._tiers = balance, tiers
+        return self
+
     @strawberry.field
     def marketing_consent(self) -> MarketingConsentType:
         c = self._member.consent
         return MarketingConsentType(email=c.email, sms=c.sms, push=c.push,
                                     updated_at=self._member.consent_updated_at)
 
+    # The three fields below are plain functions: they return the value when the page
+    # preloaded it, else an awaitable (graphql-core awaits either way).
     @strawberry.field(description="The member's current tier; the entry tier until it earns more.")
-    async def tier(self, info: strawberry.Info) -> TierType | None:
-        tiers = await info.context.tiers()
+    def tier(self, info: strawberry.Info) -> TierType | None:
+        if self._tiers is not None:
+            return self._tier_of(self._tiers)
+        return self._tier_later(info)  # type: ignore[return-value]
+
+    def _tier_of(self, tiers: Sequence[Tier]) -> TierType | None:
         current = next((t for t in tiers if t.id == self._member.tier_id), None)
         current = current or tier_for(0, tiers)
         return TierType.from_domain(current) if current else None
 
+    async def _tier_later(self, info: strawberry.Info) -> TierType | None:
+        return self._tier_of(await info.context.tiers())
+
     @strawberry.field(description="Qualifying points, the next tier and how far it is.")
-    async def tier_progress(self, info: strawberry.Info) -> TierProgressType:
-        tiers = await info.context.tiers()
+    def tier_progress(self, info: strawberry.Info) -> TierProgressType:
+        if self._tiers is not None and self._balance is not None:
+            return self._progress_of(self._tiers, self._balance)
+        return self._progress_later(info)  # type: ignore[return-value]
+
+    def _progress_of(self, tiers: Sequence[Tier], balance: Balance) -> TierProgressType:
         current = next((t for t in tiers if t.id == self._member.tier_id), None)
-        balance = await info.context.loaders.balance.load(self._member.id)
         return TierProgressType.from_domain(progress(
             balance.qualifying_points, tiers, current or tier_for(0, tiers),
             self._member.tier_valid_until))
 
+    async def _progress_later(self, info: strawberry.Info) -> TierProgressType:
+        tiers = await info.context.tiers()
+        return self._progress_of(tiers, await info.context.loaders.balance.load(self._member.id))
+
     @strawberry.field(description="The member's points balance.")
-    async def points(self, info: strawberry.Info) -> PointsBalanceType:
+    def points(self, info: strawberry.Info) -> PointsBalanceType:
+        if self._balance is not None:
+            return PointsBalanceType.from_domain(self._balance)
+        return self._points_later(info)  # type: ignore[return-value]
+
+    async def _points_later(self, info: strawberry.Info) -> PointsBalanceType:
         return PointsBalanceType.from_domain(await info.context.loaders.balance.load(
             self._member.id))
 

@@ -1,0 +1,157 @@
+"""api.fast_execution answers exactly as graphql-core's own path: the same operations run
+through both execution contexts must give the same data and the same errors (message and
+path), the awkward cases included: nulls in non-null fields, values a scalar refuses,
+failing and async resolvers, wrong object types, lists with a null item, fragments, aliases."""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import strawberry
+from strawberry import relay
+from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from api.fast_execution import FastExecutionContext
+
+
+@strawberry.enum
+class Colour(enum.Enum):
+    RED = "red"
+
+
+@strawberry.interface
+class Named:
+    name: str
+
+
+@strawberry.type
+class Leaf(Named):
+    n: int | None
+    must: int
+    colour: Colour
+    at: datetime
+
+    @strawberry.field
+    def twice(self) -> int:
+        return self.must * 2
+
+    @strawberry.field
+    def boom(self) -> int | None:
+        raise ValueError("boom")
+
+    @strawberry.field
+    async def later(self, info: strawberry.Info) -> str:
+        await asyncio.sleep(0)
+        return f"{self.name}@{info.field_name}"
+
+    @strawberry.field
+    async def later_boom(self) -> int:
+        raise ValueError("later boom")
+
+    @strawberry.field
+    def returns_awaitable(self) -> int:
+        async def value() -> int:
+            return 7
+        return value()  # type: ignore[return-value]
+
+
+@strawberry.type
+class Thing(relay.Node):
+    id: relay.NodeID[int]
+    leaf: Leaf | None
+    must_leaf: Leaf
+    leaves: list[Leaf]
+    maybe_leaves: list[Leaf] | None
+
+
+@strawberry.type
+class Other:
+    x: int = 1
+
+
+def _leaf(name: str, **kw: Any) -> Leaf:
+    values: dict[str, Any] = {"name": name, "n": 1, "must": 2, "colour": Colour.RED,
+                              "at": datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)}
+    values.update(kw)
+    return Leaf(**values)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field
+    def fine(self) -> Thing:
+        return Thing(id=1, leaf=_leaf("a"), must_leaf=_leaf("b"),
+                     leaves=[_leaf("c"), _leaf("d")], maybe_leaves=None)
+
+    @strawberry.field
+    def broken(self) -> Thing | None:
+        return Thing(id=2, leaf=_leaf("a", n=2**40), must_leaf=_leaf("b", must=None),
+                     leaves=[_leaf("c"), None, _leaf("d", colour="mauve")],  # type: ignore[list-item]
+                     maybe_leaves=[_leaf("e", must=None)])
+
+    @strawberry.field
+    def wrong_type(self) -> Thing | None:
+        return Thing(id=3, leaf=Other(), must_leaf=_leaf("b"),  # type: ignore[arg-type]
+                     leaves=[Other()], maybe_leaves=[])  # type: ignore[list-item]
+
+    @strawberry.field
+    async def slow(self) -> list[Thing]:
+        return [self.fine(), Thing(id=4, leaf=None, must_leaf=_leaf("z", must=None),
+                                   leaves=[], maybe_leaves=None)]
+
+
+CLEAN = "{ fine { id leaf { name n colour at twice } leaves { name must } } }"
+OPERATIONS = [
+    CLEAN,
+    "{ fine { id leaf { name n must colour at twice later } mustLeaf { ...L } "
+    "leaves { name later returnsAwaitable } maybeLeaves { name } } } "
+    "fragment L on Leaf { name boom n }",
+    "{ broken { id leaf { n } } }",
+    "{ broken { mustLeaf { name must } } }",
+    "{ broken { leaves { name colour } } }",
+    "{ broken { maybeLeaves { name must } leaf { name } } }",
+    "{ wrongType { leaf { name } } }",
+    "{ wrongType { leaves { name } } }",
+    "{ slow { id leaf { name laterBoom } mustLeaf { must } } }",
+    "{ slow { leaves { later } a: leaf { name } b: leaf { n twice } } }",
+    "{ fine { leaf { laterBoom } leaves { ... on Leaf { name later } } } }",
+]
+
+
+def _schema(context: type[Any]) -> strawberry.Schema:
+    return strawberry.Schema(query=Query, execution_context_class=context)
+
+
+@pytest.mark.parametrize("operation", OPERATIONS)
+async def test_the_fast_path_answers_as_graphql_core_does(operation: str) -> None:
+    standard = await _schema(StrawberryGraphQLCoreExecutionContext).execute(operation)
+    fast = await _schema(FastExecutionContext).execute(operation)
+
+    def errors(result: Any) -> list[tuple[str, list[Any] | None]]:
+        return sorted((e.message, e.path) for e in result.errors or [])
+
+    assert fast.data == standard.data
+    assert errors(fast) == errors(standard)
+
+
+async def test_plain_fields_skip_graphql_cores_path(monkeypatch: pytest.MonkeyPatch) -> None:
+    # the comparison above means something only if the fast path is taken: a clean
+    # operation of attributes and argument-less resolvers never reaches `execute_field`
+    calls: list[str] = []
+    original = FastExecutionContext.execute_field
+
+    def counted(self: Any, parent_type: Any, *args: Any) -> Any:
+        calls.append(parent_type.name)
+        return original(self, parent_type, *args)
+
+    monkeypatch.setattr(FastExecutionContext, "execute_field", counted)
+    result = await _schema(FastExecutionContext).execute(CLEAN)
+    assert result.errors is None
+    assert result.data == {"fine": {"id": "VGhpbmc6MQ==", "leaf": {
+        "name": "a", "n": 1, "colour": "RED", "at": "2026-01-02T03:04:05+00:00", "twice": 4},
+        "leaves": [{"name": "c", "must": 2}, {"name": "d", "must": 2}]}}
+    assert calls == []

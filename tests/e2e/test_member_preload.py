@@ -1,0 +1,75 @@
+"""Lists of members load the tiers and balances of the whole page up front (resolvers.members
+`_with_loaded`, read through resolvers.lookahead), however the selection is written:
+plain fields, fragments, inline fragments; `me` and `viewer.member` too. The per-member
+path (an awaited load per field) is then never taken."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+import pytest
+
+from domain.access import Role
+from domain.ledger.services import record_purchase
+from domain.ledger.values import Idempotency
+from domain.members.model import Registration
+from domain.members.services import register_member
+from domain.tiers.model import TicketPriority, TierDraft
+from domain.tiers.services import create_tier
+from schema.members import MemberType
+from tests.conftest import GraphQLClient
+
+PLAIN = """{ members(first: 10) { edges { node { email tier { name }
+  tierProgress { qualifyingPoints pointsToNext } points { available pending } } } } }"""
+FRAGMENTS = """query { members(first: 10) { ...Page } }
+fragment Page on MemberConnection { edges { node { email ... on Member { tier { name } }
+  ...Progress points { available pending } } } }
+fragment Progress on Member { tierProgress { qualifyingPoints pointsToNext } }"""
+
+
+@pytest.fixture
+def no_lazy_loads(monkeypatch: pytest.MonkeyPatch) -> None:
+    def refuse(*_: Any) -> Any:
+        raise AssertionError("a member field loaded on its own")
+
+    for name in ("_tier_later", "_progress_later", "_points_later"):
+        monkeypatch.setattr(MemberType, name, refuse)
+
+
+async def _program() -> list[int]:
+    await create_tier(TierDraft("Silver", 1, 0, Decimal("1"), (), TicketPriority.NORMAL))
+    await create_tier(TierDraft("Gold", 2, 150, Decimal("1.5"), (), TicketPriority.HIGH))
+    ids = []
+    for i, amount in enumerate(("20", "200", "75")):
+        member = await register_member(Registration(email=f"p{i}@example.com"),
+                                       password_required=False)
+        await record_purchase(member.id, f"P-{i}", Decimal(amount), None, None,
+                              Idempotency("test", f"P-{i}", {"i": i}))
+        ids.append(member.id)
+    return ids
+
+
+async def test_a_page_of_members_is_loaded_once_however_the_selection_is_written(
+        gql: GraphQLClient, no_lazy_loads: None) -> None:
+    await _program()
+    admin = gql.token(Role.ADMIN)
+    plain = await gql.ok(PLAIN, None, admin)
+    via_fragments = await gql.ok(FRAGMENTS, None, admin)
+    assert via_fragments == plain
+    nodes = [e["node"] for e in plain["members"]["edges"]]
+    assert [(n["email"], n["tier"]["name"], n["points"]["available"],
+             n["tierProgress"]["qualifyingPoints"], n["tierProgress"]["pointsToNext"])
+            for n in nodes] == [("p0@example.com", "Silver", 20, 20, 130),
+                                ("p1@example.com", "Gold", 200, 200, None),
+                                ("p2@example.com", "Silver", 75, 75, 75)]
+
+
+async def test_me_and_the_viewers_member_are_loaded_up_front(
+        gql: GraphQLClient, no_lazy_loads: None) -> None:
+    ids = await _program()
+    token = gql.token(Role.MEMBER, member_id=ids[1])
+    data = await gql.ok("""{ me { tier { name } points { available } }
+      viewer { member { tierProgress { qualifyingPoints } } } }""", None, token)
+    assert data == {"me": {"tier": {"name": "Gold"}, "points": {"available": 200}},
+                    "viewer": {"member": {"tierProgress": {"qualifyingPoints": 200}}}}
