@@ -295,6 +295,17 @@ class Context:
         viewer is not a member."""
         return (await self.eligibilities([reward]))[0]
 
+    async def eligible(self, rewards: Sequence[Reward]) -> list[Reward]:
+        """The rewards the viewing member can redeem now (`eligibleOnly`). Those that cost
+        more than it has are never eligible, so only the others are checked (a home screen
+        counts them over the whole catalogue)."""
+        if self.principal.member_id is None:
+            return []
+        balance = await self.loaders.balance.load(self.principal.member_id)
+        affordable = [r for r in rewards if r.points_cost <= balance.available]
+        verdicts = await self.eligibilities(affordable)
+        return [r for r, why in zip(affordable, verdicts, strict=True) if why is None]
+
     async def eligibilities(self, rewards: Sequence[Reward]) -> list[Ineligibility | bool | None]:
         """`eligibility` of many rewards at once: the member, its balance, its tiers and
         the units it holds (needed only for rewards with a per-member limit) are loaded

@@ -23,17 +23,20 @@ M = TypeVar("M", bound=Model)
 
 async def pages_per_parent(model: type[M], parent: str, parents: Sequence[int], key: str, *,
                            after: int | None, first: int, newest_first: bool,
-                           where: Mapping[str, Sequence[Any]] | None = None
-                           ) -> dict[int, tuple[list[M], bool]]:
+                           where: Mapping[str, Sequence[Any]] | None = None,
+                           columns: Sequence[str] | None = None
+                           ) -> dict[int, tuple[list[Any], bool]]:
     """Per parent id: up to `first` rows after the cursor `after`, and whether more follow.
-    `where` adds `column IN (values)` conditions."""
+    `where` adds `column IN (values)` conditions. The rows are model instances, or with
+    `columns` (which must include `parent` and `key`) plain dicts of those columns, as the
+    driver gives them (domain.sql), for hot paths that skip the model."""
     ids = list(dict.fromkeys(parents))
     if not ids:
         return {}
     meta = model._meta
     db = meta.db
     sqlite = db.capabilities.dialect == "sqlite"
-    columns = ", ".join(f'"{c}"' for c in meta.db_fields)
+    selected = ", ".join(f'"{c}"' for c in (columns or meta.db_fields))
     params: list[Any] = []
 
     def param(value: Any) -> str:
@@ -48,17 +51,24 @@ async def pages_per_parent(model: type[M], parent: str, parents: Sequence[int], 
             cond += f' AND "{key}" {before} {param(after)}'
         for column, values in (where or {}).items():
             cond += f' AND "{column}" IN ({", ".join(param(v) for v in values)})'
-        parts.append(f'SELECT * FROM (SELECT {columns} FROM "{meta.db_table}" '  # noqa: S608
+        parts.append(f'SELECT * FROM (SELECT {selected} FROM "{meta.db_table}" '  # noqa: S608
                      f'WHERE {cond} ORDER BY "{key}" {direction} LIMIT {param(first + 1)}) '
                      f"AS p{n}")
     _, rows = await db.execute_query(" UNION ALL ".join(parts), params)
-    found: dict[int, list[M]] = {i: [] for i in ids}
-    for row in rows:
-        instance = model._init_from_db(**dict(row))
-        found[getattr(instance, parent)].append(instance)
+    found: dict[int, list[Any]] = {i: [] for i in ids}
+    if columns:
+        for row in rows:
+            found[row[parent]].append(dict(row))
+    else:
+        for row in rows:
+            instance = model._init_from_db(**dict(row))
+            found[getattr(instance, parent)].append(instance)
     pages = {}
     for parent_id, items in found.items():
-        items.sort(key=lambda r: getattr(r, key), reverse=newest_first)
+        if columns:
+            items.sort(key=lambda r: r[key], reverse=newest_first)
+        else:
+            items.sort(key=lambda r: getattr(r, key), reverse=newest_first)
         pages[parent_id] = (items[:first], len(items) > first)
     return pages
 

@@ -15,8 +15,9 @@ datetime read on SQLite is text: `dt()` reads it.
 
 from __future__ import annotations
 
+import json
 import re
-from datetime import datetime
+from datetime import date, datetime
 from functools import lru_cache
 from typing import Any
 
@@ -62,8 +63,26 @@ async def run(statement: str, *params: Any) -> int:
     return int(changed)
 
 
+@lru_cache(maxsize=256)
+def params(count: int, start: int = 1) -> str:
+    """`$start, ..., $(start + count - 1)`: the parameters of an IN list."""
+    return ", ".join(f"${n}" for n in range(start, start + count))
+
+
 def dt(value: Any) -> datetime | None:
     """A datetime column's value as a datetime (SQLite gives the text Tortoise stored)."""
     if value is None or isinstance(value, datetime):
         return value
     return datetime.fromisoformat(value)
+
+
+def day(value: Any) -> date | None:
+    """A date column's value as a date (SQLite gives ISO text)."""
+    if value is None or isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
+
+
+def decoded(value: Any) -> Any:
+    """A JSON column's value, decoded (both drivers give the text)."""
+    return json.loads(value) if isinstance(value, (str, bytes)) else value

@@ -77,8 +77,7 @@ class RewardQueries:
         if f.eligible_only:
             if principal(info).member_id is None:
                 raise BadUserInput("eligibleOnly needs a member's token.")
-            verdicts = await info.context.eligibilities(items)
-            items = [r for r, why in zip(items, verdicts, strict=True) if why is None]
+            items = await info.context.eligible(items)
         total = len(items)
         if after_key is not None:
             items = [r for r in items if _sort_key(r) > after_key]

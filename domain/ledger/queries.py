@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
-from domain import clock
+from domain import clock, sql
 from domain.keyset import counts_per_parent, pages_per_parent
 from domain.ledger.model import GENESIS_HASH, EntryFacts, EntryKind, chain_hash
 from domain.ledger.tables import BalanceRow, LedgerEntryRow, LotRow
@@ -17,8 +18,15 @@ from domain.tiers.tables import TierChangeRow
 
 
 async def balances(member_ids: Iterable[int]) -> dict[int, Balance]:
-    ids = list(member_ids)
-    found = {r.member_id: Balance.of(r) for r in await BalanceRow.filter(member_id__in=ids)}
+    """Per member, its balance row (plain SQL: read by nearly every request)."""
+    ids = list(dict.fromkeys(member_ids))
+    found = {}
+    if ids:
+        rows = await sql.rows(  # only parameter markers are spliced in
+            "SELECT member_id, available, pending, lifetime_earned, lifetime_spent, expired, "  # noqa: S608
+            "qualifying_points, version FROM balance "
+            f"WHERE member_id IN ({sql.params(len(ids))})", *ids)
+        found = {r["member_id"]: Balance(**r) for r in rows}
     return {i: found.get(i) or Balance.empty(i) for i in ids}
 
 
@@ -58,8 +66,20 @@ async def entries_pages(member_ids: Sequence[int], after_seq: int | None, first:
     where = {"kind": [k.value for k in kinds]} if kinds else None
     pages = await pages_per_parent(LedgerEntryRow, "member_id", member_ids, "seq",
                                    after=after_seq, first=first, newest_first=True,
-                                   where=where)
-    return {m: ([Entry.of(r) for r in rows], more) for m, (rows, more) in pages.items()}
+                                   where=where, columns=ENTRY_COLUMNS)
+    return {m: ([_entry(r) for r in rows], more) for m, (rows, more) in pages.items()}
+
+
+ENTRY_COLUMNS = ("id", "member_id", "seq", "kind", "points", "occurred_at", "created_at",
+                 "available_at", "expires_at", "reason", "order_id", "hash")
+
+
+def _entry(row: dict[str, Any]) -> Entry:
+    """An Entry from a plain row of ENTRY_COLUMNS (the home screen reads five per request)."""
+    return Entry(row["id"], row["member_id"], row["seq"], EntryKind(row["kind"]), row["points"],
+                 sql.dt(row["occurred_at"]), sql.dt(row["created_at"]),  # type: ignore[arg-type]
+                 sql.dt(row["available_at"]), sql.dt(row["expires_at"]), row["reason"],
+                 row["order_id"], row["hash"])
 
 
 async def entry_counts(member_ids: Sequence[int], kinds: Sequence[EntryKind] | None = None

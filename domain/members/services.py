@@ -37,6 +37,7 @@ from domain.members.model import (
     normalize_tags,
     validate_registration,
 )
+from domain.members.queries import members_by_ids, members_page
 from domain.members.tables import MemberRow, MemberTagRow, RefreshTokenRow
 from domain.pagination import Page
 from domain.program.services import get_program
@@ -177,8 +178,7 @@ async def rotate_refresh_token(token: str, ttl_seconds: int) -> tuple[Member, st
 
 
 async def get_member(member_id: int) -> Member | None:
-    row = await MemberRow.get_or_none(id=member_id)
-    return row.to_domain() if row else None
+    return (await members_by_ids([member_id])).get(member_id)
 
 
 async def find_member(*, external_id: str | None = None, email: str | None = None) -> Member | None:
@@ -192,7 +192,7 @@ async def find_member(*, external_id: str | None = None, email: str | None = Non
 
 
 async def get_members_by_ids(ids: Iterable[int]) -> dict[int, Member]:
-    return {row.id: row.to_domain() for row in await MemberRow.filter(id__in=list(ids))}
+    return await members_by_ids(ids)
 
 
 async def update_member(member_id: int, changes: dict[str, Any]) -> Member:
@@ -288,6 +288,8 @@ def _filtered(f: MemberFilter, entry_tier_id: int | None) -> Any:
 
 async def list_members(f: MemberFilter, after_id: int | None, first: int) -> Page[Member]:
     """Members in joining order (by id), keyset-paginated after `after_id`."""
+    if f == MemberFilter():  # the staff page: plain SQL (domain.members.queries)
+        return await members_page(after_id, first)
     entry = tier_for(0, await list_tiers()) if f.tier_id is not None else None
     qs = _filtered(f, entry.id if entry else None)
     total = await qs.count()

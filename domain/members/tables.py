@@ -6,9 +6,13 @@ a tag appears once per member; a refresh token hash is unique.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from typing import Any
+
 from tortoise import fields
 from tortoise.models import Model
 
+from domain import sql
 from domain.members.model import MarketingConsent, Member, MemberStatus
 
 
@@ -44,23 +48,36 @@ class MemberRow(Model):
         table = "member"
 
     def to_domain(self) -> Member:
-        return Member(
-            id=self.id,
-            email=self.email,
-            name=self.name,
-            external_id=self.external_id,
-            status=MemberStatus(self.status),
-            joined_at=self.joined_at,
-            birthday=self.birthday,
-            tags=tuple(self.tags or ()),
-            referral_code=self.referral_code,
-            referred_by_id=self.referred_by_id,
-            consent=MarketingConsent(self.consent_email, self.consent_sms, self.consent_push),
-            consent_updated_at=self.consent_updated_at,
-            tier_id=self.tier_id,
-            tier_valid_until=self.tier_valid_until,
-            has_password=self.password_hash is not None,
-        )
+        return member_of({column: getattr(self, column) for column in MEMBER_COLUMNS})
+
+
+MEMBER_COLUMNS = ("id", "email", "password_hash", "name", "external_id", "status", "joined_at",
+                  "birthday", "tags", "referral_code", "referred_by_id", "consent_email",
+                  "consent_sms", "consent_push", "consent_updated_at", "tier_id",
+                  "tier_valid_until")
+
+
+def member_of(row: Mapping[str, Any]) -> Member:
+    """A member from a model's attributes or from a plain row of `member` (MEMBER_COLUMNS;
+    domain.members.queries), whichever the driver typed its values as."""
+    return Member(
+        id=row["id"],
+        email=row["email"],
+        name=row["name"],
+        external_id=row["external_id"],
+        status=MemberStatus(row["status"]),
+        joined_at=sql.dt(row["joined_at"]),  # type: ignore[arg-type]
+        birthday=sql.day(row["birthday"]),
+        tags=tuple(sql.decoded(row["tags"]) or ()),
+        referral_code=row["referral_code"],
+        referred_by_id=row["referred_by_id"],
+        consent=MarketingConsent(bool(row["consent_email"]), bool(row["consent_sms"]),
+                                 bool(row["consent_push"])),
+        consent_updated_at=sql.dt(row["consent_updated_at"]),
+        tier_id=row["tier_id"],
+        tier_valid_until=sql.dt(row["tier_valid_until"]),
+        has_password=row["password_hash"] is not None,
+    )
 
 
 class MemberTagRow(Model):
