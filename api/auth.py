@@ -35,12 +35,19 @@ class IssuedToken:
     expires_at: datetime
 
 
+VERIFIED_TOKENS_KEPT = 10_000
+
+
 class TokenService:
     def __init__(self, settings: Settings) -> None:
         self._secret = settings.jwt_secret
         self._issuer = settings.jwt_issuer
         self.access_ttl = settings.access_token_ttl
         self.member_ttl = settings.member_token_ttl
+        # Tokens this process verified, and whom they stand for. Verifying the signature
+        # again would give the same answer for the same text; only expiry changes with
+        # time, and `decode` checks it on every use. Bounded: cleared when full.
+        self._verified: dict[str, Principal] = {}
 
     def issue(
         self,
@@ -75,6 +82,18 @@ class TokenService:
 
     def decode(self, token: str) -> Principal:
         """Verify signature, algorithm, issuer and expiry; no database look-up."""
+        known = self._verified.get(token)
+        if known is not None:
+            if known.expires_at is not None and time.time() >= known.expires_at:
+                raise AuthError("The token has expired.")
+            return known
+        principal = self._verify(token)
+        if len(self._verified) >= VERIFIED_TOKENS_KEPT:
+            self._verified.clear()
+        self._verified[token] = principal
+        return principal
+
+    def _verify(self, token: str) -> Principal:
         try:
             claims = jwt.decode(
                 token,

@@ -9,6 +9,7 @@ import strawberry
 
 from domain.access import STAFF, Role, can_view_member
 from domain.errors import DomainError, ErrorCode
+from domain.ledger.queries import balances
 from domain.members import services
 from domain.members.events import MemberUpdated
 from domain.members.model import MarketingConsent, Registration
@@ -67,7 +68,12 @@ async def _with_loaded(info: strawberry.Info, members: list[MemberType],
     ask for them, so that their fields answer without a task each (MemberType)."""
     tiers = await info.context.tiers() if selected & _NEEDS_TIERS else None
     if selected & _NEEDS_BALANCE:
-        found = await info.context.loaders.balance.load_many([m.id for m in members])
+        ids = [m.id for m in members]
+        if len(ids) == 1:  # through the loader: other fields of the request may want it
+            found = await info.context.loaders.balance.load_many(ids)
+        else:  # a page: one query, without a future per member
+            by_id = await balances(ids)
+            found = [by_id[i] for i in ids]
         return [m.with_loaded(b, tiers) for m, b in zip(members, found, strict=True)]
     return [m.with_loaded(None, tiers) for m in members]
 
