@@ -42,6 +42,7 @@ REFUND_OF_SPEND_KINDS = frozenset({EntryKind.REDEMPTION_REFUND, EntryKind.EXCHAN
 
 _BALANCE_COLUMNS = ("id, member_id, available, pending, lifetime_earned, lifetime_spent, expired, "
                     "qualifying_points, qualifying_until, version, last_seq, last_hash")
+_BALANCE_OF_B = ", ".join(f"b.{c.strip()}" for c in _BALANCE_COLUMNS.split(","))
 _LOT_COLUMNS = "id, remaining, available_at, expires_at, matured, purchase_id"
 # (The statements built with f-strings below put only these constants, placeholders and
 # FOR UPDATE into the text: every value goes in as a parameter.)
@@ -119,6 +120,9 @@ class Book:
     tier_changes: list[Any] = field(default_factory=list)
     #: other events of this write, recorded in the same outbox INSERT as the book's own
     events: list[Event] = field(default_factory=list)
+    #: a book opened for spending: the member's live lots, read (and locked) with the ones
+    #: settling needs, so that a debit does not read them again; None once a credit added one
+    live: list[LotState] | None = None
 
     @property
     def changed(self) -> bool:
@@ -167,6 +171,7 @@ class Book:
             "expiry_notified, entry_id, member_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             points, points, entry.available_at, entry.expires_at, matured, purchase_id, False,
             entry.id, self.member_id)
+        self.live = None  # the new lot is not among them
         if matured:
             self.row.available += points
         else:
@@ -248,19 +253,23 @@ class Book:
                       *params)
 
     async def _spendable_lots(self, include_pending: bool) -> list[LotState]:
+        if self.live is not None:
+            return [lot for lot in self.live
+                    if lot.remaining > 0 and (include_pending or lot.matured)]
         pending = "" if include_pending else " AND matured = $2"
         params: tuple[Any, ...] = (self.member_id,) if include_pending else (self.member_id, True)
         return [LotState.of(r) for r in await sql.rows(
             f"SELECT {_LOT_COLUMNS} FROM lot WHERE member_id = $1 AND remaining > 0{pending} "  # noqa: S608
             f"ORDER BY id{_for_update()}", *params)]
 
-    async def settle(self) -> None:
+    async def settle(self, spending: bool = False) -> None:
         """Mature pending lots whose time has come, then expire lots past their expiry (one
-        read for both)."""
+        read for both; `spending`: and every live lot, for the debits to come)."""
+        live = " OR remaining > 0" if spending else ""
         lots = [LotState.of(r) for r in await sql.rows(
             f"SELECT {_LOT_COLUMNS} FROM lot WHERE member_id = $1 "  # noqa: S608
-            "AND ((matured = $2 AND available_at <= $3) OR (remaining > 0 AND expires_at <= $3)) "
-            f"ORDER BY id{_for_update()}", self.member_id, False, self.now)]
+            "AND ((matured = $2 AND available_at <= $3) OR (remaining > 0 AND expires_at <= $3)"
+            f"{live}) ORDER BY id{_for_update()}", self.member_id, False, self.now)]
         due = [lot for lot in lots if not lot.matured and lot.available_at <= self.now]
         if due:
             marks = ", ".join(f"${i + 2}" for i in range(len(due)))
@@ -279,6 +288,8 @@ class Book:
                 await self._draw(entry, [(lot, points)])
                 self.row.expired += points
                 self.expired_points += points
+        if spending:
+            self.live = [lot for lot in lots if lot.remaining > 0]
 
     async def save(self) -> None:
         if self.changed:
@@ -302,10 +313,26 @@ def _for_update() -> str:
     return "" if sql.is_sqlite() else " FOR UPDATE"
 
 
-async def open_book(member_id: int, now: datetime | None = None) -> Book:
-    """Lock and settle one member's ledger; call inside a transaction."""
-    found = await sql.one(f"SELECT {_BALANCE_COLUMNS} FROM balance WHERE member_id = $1"  # noqa: S608
-                          f"{_for_update()}", member_id)
+async def lock_balance(member_id: int, *, with_member: bool = False
+                       ) -> dict[str, Any] | None:
+    """The member's balance row, locked (PostgreSQL; SQLite serialises writers); with the
+    member's status and tier when asked (one statement instead of two). None when the
+    member has no balance row yet."""
+    if not with_member:
+        return await sql.one(f"SELECT {_BALANCE_COLUMNS} FROM balance "  # noqa: S608
+                             f"WHERE member_id = $1{_for_update()}", member_id)
+    lock = "" if sql.is_sqlite() else " FOR UPDATE OF b"  # the balance, not the member
+    return await sql.one(f"SELECT {_BALANCE_OF_B}, m.status, m.tier_id "  # noqa: S608
+                         "FROM balance b JOIN member m ON m.id = b.member_id "
+                         f"WHERE b.member_id = $1{lock}", member_id)
+
+
+async def open_book(member_id: int, now: datetime | None = None, *, spending: bool = False,
+                    locked: dict[str, Any] | None = None) -> Book:
+    """Lock and settle one member's ledger; call inside a transaction. `spending`: the book
+    will debit (its live lots are read with the due ones); `locked`: the balance row, when
+    the caller has locked it already (`lock_balance`)."""
+    found = locked if locked is not None else await lock_balance(member_id)
     if found is None:  # a concurrent first write loses on the unique member_id, and retries
         created = await sql.one(
             "INSERT INTO balance (member_id, available, pending, lifetime_earned, "
@@ -317,5 +344,5 @@ async def open_book(member_id: int, now: datetime | None = None) -> Book:
     else:
         row = BalanceState.of(found)
     book = Book(member_id=member_id, row=row, now=now or clock.utcnow())
-    await book.settle()
+    await book.settle(spending)
     return book

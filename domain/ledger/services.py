@@ -24,7 +24,13 @@ from domain.ledger.book import Book, open_book, utc
 from domain.ledger.model import EntryKind, purchase_points, reversal_target
 from domain.ledger.tables import PurchaseRow
 from domain.ledger.tiering import requalify
-from domain.ledger.uow import active_member, outcome_of, replay, run_once_idempotent
+from domain.ledger.uow import (
+    active_member,
+    open_active_book,
+    outcome_of,
+    replay,
+    run_once_idempotent,
+)
 from domain.ledger.values import Idempotency, Outcome, Purchase, check_key, claim, remember
 from domain.members.tables import MemberRow
 from domain.program.services import get_program
@@ -112,8 +118,7 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
         stored = await claim(idem)
         if stored is not None:
             return {**stored, "replayed": True}, []
-        member = await active_member(member_id)
-        book = await open_book(member_id, now)
+        member, book = await open_active_book(member_id, now)
         # a member not yet placed on the ladder is on its entry tier (as the API shows it)
         ladder = list(tiers) if tiers is not None else await list_tiers()
         tier = next((t for t in ladder if t.id == member.tier_id), None) or tier_for(0, ladder)

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError, TransactionManagementError
@@ -13,7 +14,7 @@ from tortoise.transactions import in_transaction
 
 from domain import sql
 from domain.errors import DomainError, ErrorCode
-from domain.ledger.book import Book
+from domain.ledger.book import Book, lock_balance, open_book
 from domain.ledger.tables import IdempotencyRow, LedgerEntryRow, PurchaseRow
 from domain.ledger.values import (
     Balance,
@@ -71,6 +72,22 @@ async def active_member(member_id: int, field: str = "memberId") -> ActiveMember
     found = await sql.one("SELECT status, tier_id FROM member WHERE id = $1", member_id)
     if found is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such member.", [field])
+    return _active(member_id, found, field)
+
+
+async def open_active_book(member_id: int, now: datetime, *, spending: bool = False
+                           ) -> tuple[ActiveMember, Book]:
+    """`active_member`, then `open_book`: the member is read with its balance row (one
+    statement), unless it has none yet."""
+    locked = await lock_balance(member_id, with_member=True)
+    if locked is None:
+        member = await active_member(member_id)
+    else:
+        member = _active(member_id, locked, "memberId")
+    return member, await open_book(member_id, now, spending=spending, locked=locked)
+
+
+def _active(member_id: int, found: dict[str, Any], field: str) -> ActiveMember:
     if found["status"] != MemberStatus.ACTIVE.value:
         raise DomainError(ErrorCode.INVALID_STATE, "The member is not active.", [field])
     return ActiveMember(member_id, found["tier_id"])

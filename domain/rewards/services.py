@@ -21,7 +21,7 @@ from domain import clock, sql
 from domain.errors import DomainError, ErrorCode
 from domain.ledger.book import Book, now_utc, open_book, utc
 from domain.ledger.model import EntryKind
-from domain.ledger.uow import active_member, outcome_of, run_once_idempotent
+from domain.ledger.uow import open_active_book, outcome_of, run_once_idempotent
 from domain.ledger.values import (
     Balance,
     Change,
@@ -192,8 +192,7 @@ async def redeem_reward(reward_id: int, member_id: int, idem: Idempotency,
         stored = await claim(idem)
         if stored is not None:
             return {**stored, "replayed": True}, []
-        member = await active_member(member_id)
-        book = await open_book(member_id, now)
+        member, book = await open_active_book(member_id, now, spending=True)
         reward = await _reward_for_update(reward_id)
         if reward is None:
             raise DomainError(ErrorCode.NOT_FOUND, "No such reward.", ["rewardId"])
