@@ -101,7 +101,7 @@ class LedgerMutations:
                     "op": "recordPurchase", "member": member_id, "order": input.order_id,
                     "amount": str(input.amount), "currency": input.currency,
                     "occurredAt": input.occurred_at.isoformat() if input.occurred_at else None,
-                })))
+                }), tiers=await info.context.tiers()))
         except DomainError as e:
             return RecordPurchasePayload(purchase=None, member=None, entries=[],
                                          user_errors=user_errors(e))

@@ -140,7 +140,8 @@ class RewardMutations:
             reward_id = _reward_key(input.reward_id)
             done = await services.redeem_reward(reward_id, member_id, idempotency(
                 p, input.idempotency_key,
-                {"op": "redeemReward", "reward": reward_id, "member": member_id}))
+                {"op": "redeemReward", "reward": reward_id, "member": member_id}),
+                tiers=await info.context.tiers())
         except DomainError as e:
             return RedemptionPayload(redemption=None, member=None, user_errors=user_errors(e))
         await _after(info, done)

@@ -21,7 +21,7 @@ from domain.ledger.book import open_book
 from domain.ledger.services import credit_bonus
 from domain.ledger.tables import BalanceRow, JobLeaseRow, LotRow
 from domain.ledger.tiering import requalify
-from domain.ledger.values import Balance, Change, Entry, Idempotency
+from domain.ledger.values import Balance, Change, Idempotency
 from domain.members.model import MemberStatus
 from domain.members.tables import MemberRow
 from domain.program.services import get_program
@@ -67,7 +67,7 @@ async def run_ledger_jobs(now: datetime | None = None) -> JobReport:
         report.tier_changes += book.tier_changes
         if book.changed:
             report.changes.append(Change(member_id, Balance.of(book.row),
-                                         tuple(Entry.of(e) for e in book.entries)))
+                                         tuple(book.entries)))
     if program.birthday_bonus > 0:
         today = now.date()
         days = [today.strftime("%m-%d")]

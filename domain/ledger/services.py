@@ -9,26 +9,39 @@ whose `changes` the caller publishes after commit.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
-from domain import clock
+from tortoise import timezone
+from tortoise.fields.data import JSON_LOADS
+
+from domain import clock, sql
 from domain.errors import Collector, DomainError, ErrorCode
-from domain.ledger.book import Book, open_book
+from domain.ledger.book import Book, open_book, utc
 from domain.ledger.model import EntryKind, purchase_points, reversal_target
-from domain.ledger.tables import CampaignRow, PurchaseRow
+from domain.ledger.tables import PurchaseRow
 from domain.ledger.tiering import requalify
-from domain.ledger.uow import active_member, outcome_of, replay, run_once_idempotent
-from domain.ledger.values import Idempotency, Outcome, claim, remember
+from domain.ledger.uow import (
+    active_member,
+    open_active_book,
+    outcome_of,
+    replay,
+    run_once_idempotent,
+)
+from domain.ledger.values import Idempotency, Outcome, Purchase, check_key, claim, remember
 from domain.members.tables import MemberRow
 from domain.program.services import get_program
-from domain.tiers.model import tier_for
+from domain.tiers.model import Tier, tier_for
 from domain.tiers.services import list_tiers
 
 CLOCK_SKEW = timedelta(minutes=5)
 MAX_AMOUNT = Decimal("1000000000")
 MAX_POINTS = 100_000_000
+CENTS = Decimal("0.01")
+ZERO_CENTS = Decimal("0.00")
 
 
 def _money(value: Decimal, field: str) -> Decimal:
@@ -43,74 +56,113 @@ def _money(value: Decimal, field: str) -> Decimal:
     return value
 
 
-async def _campaigns_for(at: datetime, tier_id: int | None) -> list[CampaignRow]:
-    rows = await CampaignRow.filter(starts_at__lte=at).order_by("id")
-    return [c for c in rows if (c.ends_at is None or at < c.ends_at)
-            and (not c.tier_ids or (tier_id is not None and tier_id in c.tier_ids))]
+@dataclass(frozen=True)
+class _Campaign:
+    name: str
+    multiplier: Decimal
+    bonus_points: int
+
+
+async def _campaigns_for(at: datetime, tier_id: int | None) -> list[_Campaign]:
+    rows = await sql.rows("SELECT name, multiplier, bonus_points, ends_at, tier_ids "
+                          "FROM campaign WHERE starts_at <= $1 ORDER BY id", utc(at))
+    found = []
+    for c in rows:
+        ends_at = sql.dt(c["ends_at"])
+        tier_ids = c["tier_ids"]
+        if isinstance(tier_ids, (str, bytes)):
+            tier_ids = JSON_LOADS(tier_ids)
+        if (ends_at is None or at < ends_at) and \
+                (not tier_ids or (tier_id is not None and tier_id in tier_ids)):
+            found.append(_Campaign(c["name"], Decimal(c["multiplier"]), c["bonus_points"]))
+    return found
 
 
 async def record_purchase(member_id: int, order_id: str, amount: Decimal, currency: str | None,
-                          occurred_at: datetime | None, idem: Idempotency) -> Outcome:
-    if (replayed := await replay(idem)) is not None:
-        return replayed
+                          occurred_at: datetime | None, idem: Idempotency,
+                          tiers: Sequence[Tier] | None = None) -> Outcome:
+    """`tiers`: the ladder, if the caller has it already (the API keeps it per version)."""
+    # A replayed key is answered before anything else is checked: by the claim, first
+    # thing in the transaction, and (only when the request is refused before it gets
+    # there) by `replay`, which spares a happy request a statement.
+    check_key(idem.key)
     now = clock.utcnow()
     program = await get_program()
-    errors = Collector()
-    order_id = order_id.strip()
-    if not 1 <= len(order_id) <= 100:
-        errors.add("orderId must be 1 to 100 characters.", "orderId")
-    currency = (currency or program.currency).strip().upper()
-    if currency != program.currency:
-        errors.add(f"The program earns in {program.currency} only.", "currency")
-    occurred_at = occurred_at or now
-    if occurred_at.tzinfo is None:
-        errors.add("occurredAt needs a UTC offset, e.g. 2024-05-01T12:00:00Z.", "occurredAt")
-    elif occurred_at > now + CLOCK_SKEW:
-        errors.add("occurredAt cannot be in the future.", "occurredAt")
-    elif occurred_at < now - timedelta(days=program.purchase_retro_days):
-        errors.add(f"Purchases older than {program.purchase_retro_days} days are not accepted.",
-                   "occurredAt")
-    errors.check()
-    amount = _money(amount, "amount")
+    try:
+        errors = Collector()
+        order_id = order_id.strip()
+        if not 1 <= len(order_id) <= 100:
+            errors.add("orderId must be 1 to 100 characters.", "orderId")
+        currency = (currency or program.currency).strip().upper()
+        if currency != program.currency:
+            errors.add(f"The program earns in {program.currency} only.", "currency")
+        occurred_at = occurred_at or now
+        if occurred_at.tzinfo is None:
+            errors.add("occurredAt needs a UTC offset, e.g. 2024-05-01T12:00:00Z.", "occurredAt")
+        elif occurred_at > now + CLOCK_SKEW:
+            errors.add("occurredAt cannot be in the future.", "occurredAt")
+        elif occurred_at < now - timedelta(days=program.purchase_retro_days):
+            errors.add(f"Purchases older than {program.purchase_retro_days} days are not "
+                       "accepted.", "occurredAt")
+        errors.check()
+        amount = _money(amount, "amount").quantize(CENTS)  # as the column keeps it
+    except DomainError:
+        if (replayed := await replay(idem)) is not None:
+            return replayed
+        raise
+    at = utc(occurred_at)
+    written: dict[str, Purchase] = {}
 
     async def work() -> tuple[dict[str, Any], list[Book]]:
-        member = await active_member(member_id)
-        book = await open_book(member_id, now)
+        written.clear()
         stored = await claim(idem)
         if stored is not None:
-            return {**stored, "replayed": True}, [book]
-        if await PurchaseRow.exists(order_id=order_id):
-            raise DomainError(ErrorCode.ALREADY_EXISTS, "This order was already recorded.",
-                              ["orderId"])
+            return {**stored, "replayed": True}, []
+        member, book = await open_active_book(member_id, now)
         # a member not yet placed on the ladder is on its entry tier (as the API shows it)
-        tiers = await list_tiers()
-        tier = next((t for t in tiers if t.id == member.tier_id), None) or tier_for(0, tiers)
+        ladder = list(tiers) if tiers is not None else await list_tiers()
+        tier = next((t for t in ladder if t.id == member.tier_id), None) or tier_for(0, ladder)
         multiplier = Decimal(tier.earn_multiplier) if tier else Decimal(1)
-        campaigns = await _campaigns_for(occurred_at, tier.id if tier else None)
+        campaigns = await _campaigns_for(at, tier.id if tier else None)
         base = purchase_points(amount, program.points_per_unit, multiplier,
-                               [Decimal(c.multiplier) for c in campaigns])
+                               [c.multiplier for c in campaigns])
         bonuses = [(c, c.bonus_points) for c in campaigns if c.bonus_points > 0]
         total = base + sum(b for _, b in bonuses)
-        purchase = await PurchaseRow.create(member_id=member_id, order_id=order_id,
-                                            amount=amount, currency=currency,
-                                            occurred_at=occurred_at, points_earned=total)
-        available_at = occurred_at + timedelta(days=program.pending_days)
-        expires_at = (occurred_at + timedelta(days=program.expiry_days)
+        # the unique order id refuses a second purchase (a concurrent one too, once the
+        # first commits); a twin request with the same key never gets here (the claim)
+        created = await sql.one(
+            "INSERT INTO purchase (order_id, amount, currency, occurred_at, points_earned, "
+            "refunded_amount, points_reversed, created_at, member_id) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) "
+            "ON CONFLICT (order_id) DO NOTHING RETURNING id",
+            order_id, amount, currency, at, total, Decimal(0), 0, timezone.now(),
+            member_id)
+        if created is None:
+            raise DomainError(ErrorCode.ALREADY_EXISTS, "This order was already recorded.",
+                              ["orderId"])
+        purchase = Purchase(created["id"], member_id, order_id, amount, currency, at,
+                            total, ZERO_CENTS)
+        available_at = at + timedelta(days=program.pending_days)
+        expires_at = (at + timedelta(days=program.expiry_days)
                       if program.expiry_days is not None else None)
-        lot: dict[str, Any] = {"occurred_at": occurred_at, "available_at": available_at,
+        lot: dict[str, Any] = {"occurred_at": at, "available_at": available_at,
                "expires_at": expires_at, "order_id": order_id, "purchase_id": purchase.id}
+        entries = []
         if base > 0:
-            await book.credit(EntryKind.EARN, base, reason="purchase", qualifying=base, **lot)
+            entries.append(await book.credit(EntryKind.EARN, base, reason="purchase",
+                                             qualifying=base, **lot))
         for campaign, bonus in bonuses:
-            await book.credit(EntryKind.BONUS, bonus, reason=f"campaign: {campaign.name}"[:200],
-                              qualifying=bonus, **lot)
-        await requalify(book, member, program.tier_window_days, upgrade=True)
-        result = {"entries": [e.id for e in book.entries if e.purchase_id == purchase.id],
-                  "purchase": purchase.id}
+            entries.append(await book.credit(
+                EntryKind.BONUS, bonus, reason=f"campaign: {campaign.name}"[:200],
+                qualifying=bonus, **lot))
+        await requalify(book, member, program.tier_window_days, upgrade=True, tiers=ladder)
+        result = {"entries": [e.id for e in entries], "purchase": purchase.id}
         await remember(idem, result)
+        written["purchase"] = purchase
         return result, [book]
 
-    return await outcome_of(*await run_once_idempotent(work))
+    result, books, again = await run_once_idempotent(work)
+    return await outcome_of(result, books, again, purchase=written.get("purchase"))
 
 
 async def refund_purchase(order_id: str, amount: Decimal | None, idem: Idempotency) -> Outcome:

@@ -5,13 +5,16 @@ concurrent twin won a unique index, and answer replays of an idempotency key fir
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from tortoise.exceptions import IntegrityError, TransactionManagementError
 from tortoise.transactions import in_transaction
 
+from domain import sql
 from domain.errors import DomainError, ErrorCode
-from domain.ledger.book import Book
+from domain.ledger.book import Book, lock_balance, open_book
 from domain.ledger.tables import IdempotencyRow, LedgerEntryRow, PurchaseRow
 from domain.ledger.values import (
     Balance,
@@ -23,7 +26,6 @@ from domain.ledger.values import (
     check_key,
 )
 from domain.members.model import MemberStatus
-from domain.members.tables import MemberRow
 
 Work = Callable[[], Awaitable[tuple[dict[str, Any], list[Book]]]]
 
@@ -58,24 +60,54 @@ async def replay(idem: Idempotency) -> Outcome | None:
     return await outcome_of(dict(row.result), [], True)
 
 
-async def active_member(member_id: int, field: str = "memberId") -> MemberRow:
-    member = await MemberRow.get_or_none(id=member_id)
-    if member is None:
+@dataclass
+class ActiveMember:
+    """What a write needs of the member it acts for (`tier_id` moves when it requalifies)."""
+
+    id: int
+    tier_id: int | None
+
+
+async def active_member(member_id: int, field: str = "memberId") -> ActiveMember:
+    found = await sql.one("SELECT status, tier_id FROM member WHERE id = $1", member_id)
+    if found is None:
         raise DomainError(ErrorCode.NOT_FOUND, "No such member.", [field])
-    if member.status != MemberStatus.ACTIVE.value:
+    return _active(member_id, found, field)
+
+
+async def open_active_book(member_id: int, now: datetime, *, spending: bool = False
+                           ) -> tuple[ActiveMember, Book]:
+    """`active_member`, then `open_book`: the member is read with its balance row (one
+    statement), unless it has none yet."""
+    locked = await lock_balance(member_id, with_member=True)
+    if locked is None:
+        member = await active_member(member_id)
+    else:
+        member = _active(member_id, locked, "memberId")
+    return member, await open_book(member_id, now, spending=spending, locked=locked)
+
+
+def _active(member_id: int, found: dict[str, Any], field: str) -> ActiveMember:
+    if found["status"] != MemberStatus.ACTIVE.value:
         raise DomainError(ErrorCode.INVALID_STATE, "The member is not active.", [field])
-    return member
+    return ActiveMember(member_id, found["tier_id"])
 
 
-async def outcome_of(result: dict[str, Any], books: list[Book], replayed: bool) -> Outcome:
-    entry_rows = await LedgerEntryRow.filter(id__in=result.get("entries", [])).order_by("id")
-    entries = tuple(Entry.of(r) for r in entry_rows)
-    changes = tuple(Change(b.member_id, Balance.of(b.row), tuple(Entry.of(e) for e in b.entries))
+async def outcome_of(result: dict[str, Any], books: list[Book], replayed: bool, *,
+                     purchase: Purchase | None = None) -> Outcome:
+    """The Outcome of a use case from what it wrote: entries and `purchase` as they are in
+    memory (read back only for a replay, which wrote nothing)."""
+    written = {e.id: e for b in books for e in b.entries}
+    ids = list(result.get("entries", []))
+    if all(i in written for i in ids):
+        entries = tuple(sorted((written[i] for i in ids), key=lambda e: e.id))
+    else:
+        entries = tuple(Entry.of(r) for r in
+                        await LedgerEntryRow.filter(id__in=ids).order_by("id"))
+    changes = tuple(Change(b.member_id, Balance.of(b.row), tuple(b.entries))
                     for b in books if b.changed)
-    purchase = None
-    if result.get("purchase"):
-        row = await PurchaseRow.get(id=result["purchase"])
-        purchase = Purchase.of(row)
+    if purchase is None and result.get("purchase"):
+        purchase = Purchase.of(await PurchaseRow.get(id=result["purchase"]))
     return Outcome(entries=entries, changes=changes, replayed=replayed, purchase=purchase,
                    result=result,
                    points_reversed=int(result.get("points_reversed", 0)),

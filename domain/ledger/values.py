@@ -7,11 +7,19 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from tortoise import timezone
+from tortoise.fields.data import JSON_DUMPS, JSON_LOADS
+
+from domain import sql
 from domain.errors import DomainError, ErrorCode
 from domain.ledger.model import EntryKind
-from domain.ledger.tables import BalanceRow, IdempotencyRow, LedgerEntryRow, PurchaseRow
+from domain.ledger.tables import LedgerEntryRow, PurchaseRow
+
+if TYPE_CHECKING:
+    from domain.ledger.book import BalanceState
+    from domain.ledger.tables import BalanceRow
 
 
 @dataclass(frozen=True)
@@ -26,7 +34,7 @@ class Balance:
     version: int
 
     @classmethod
-    def of(cls, row: BalanceRow) -> Balance:
+    def of(cls, row: BalanceRow | BalanceState) -> Balance:
         return cls(row.member_id, row.available, row.pending, row.lifetime_earned,
                    row.lifetime_spent, row.expired, row.qualifying_points, row.version)
 
@@ -120,18 +128,25 @@ def check_key(key: str) -> None:
 async def claim(idem: Idempotency) -> dict[str, Any] | None:
     """Inside the transaction: the stored result of the first request with this key, or
     None once this request has claimed the key. The same key with another request is
-    IDEMPOTENCY_CONFLICT. A concurrent claim loses on the unique index and is retried."""
-    row = await IdempotencyRow.filter(scope=idem.scope, key=idem.key).first()
-    if row is None:
-        await IdempotencyRow.create(scope=idem.scope, key=idem.key,
-                                    request_hash=idem.request_hash, result={})
+    IDEMPOTENCY_CONFLICT. A concurrent claim waits for the first one's transaction on the
+    unique index (PostgreSQL; SQLite serialises writers) and then finds its result."""
+    claimed = await sql.one(
+        'INSERT INTO idempotency_key (scope, "key", request_hash, result, created_at) '
+        'VALUES ($1, $2, $3, $4, $5) ON CONFLICT (scope, "key") DO NOTHING RETURNING id',
+        idem.scope, idem.key, idem.request_hash, JSON_DUMPS({}), timezone.now())
+    if claimed is not None:
         return None
-    if row.request_hash != idem.request_hash:
+    row = await sql.one("SELECT request_hash, result FROM idempotency_key "
+                        'WHERE scope = $1 AND "key" = $2', idem.scope, idem.key)
+    assert row is not None
+    if row["request_hash"] != idem.request_hash:
         raise DomainError(ErrorCode.IDEMPOTENCY_CONFLICT,
                           "This idempotencyKey was used for a different request.",
                           ["idempotencyKey"])
-    return dict(row.result)
+    result = row["result"]
+    return dict(JSON_LOADS(result) if isinstance(result, (str, bytes)) else result)
 
 
 async def remember(idem: Idempotency, result: dict[str, Any]) -> None:
-    await IdempotencyRow.filter(scope=idem.scope, key=idem.key).update(result=result)
+    await sql.run('UPDATE idempotency_key SET result = $1 WHERE scope = $2 AND "key" = $3',
+                  JSON_DUMPS(result), idem.scope, idem.key)

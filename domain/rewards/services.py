@@ -9,7 +9,7 @@ and the unit back to stock. Outcomes carry the ledger changes to publish after c
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -17,13 +17,20 @@ from typing import Any
 from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
-from domain import clock
+from domain import clock, sql
 from domain.errors import DomainError, ErrorCode
-from domain.ledger.book import Book, open_book
+from domain.ledger.book import Book, now_utc, open_book, utc
 from domain.ledger.model import EntryKind
-from domain.ledger.uow import active_member, outcome_of, replay, run_once_idempotent
-from domain.ledger.values import Balance, Change, Entry, Idempotency, Outcome, claim, remember
-from domain.members.tables import MemberRow
+from domain.ledger.uow import open_active_book, outcome_of, run_once_idempotent
+from domain.ledger.values import (
+    Balance,
+    Change,
+    Idempotency,
+    Outcome,
+    check_key,
+    claim,
+    remember,
+)
 from domain.pagination import Page
 from domain.program.services import get_program
 from domain.rewards.model import (
@@ -38,7 +45,7 @@ from domain.rewards.model import (
     validate_draft,
 )
 from domain.rewards.tables import RedemptionRow, RewardRow
-from domain.tiers.model import tier_for
+from domain.tiers.model import Tier, tier_for
 from domain.tiers.services import list_tiers
 from domain.webhooks import payloads as webhook_events
 from domain.webhooks.model import WebhookEventType
@@ -140,33 +147,60 @@ class RedemptionOutcome:
     outcome: Outcome
 
 
-async def _tier_rank(member: MemberRow) -> tuple[int, dict[int, int]]:
-    tiers = await list_tiers()
+def _tier_rank(tier_id: int | None, tiers: Sequence[Tier]) -> tuple[int, dict[int, int]]:
     ranks = {t.id: t.rank for t in tiers}
-    current = ranks.get(member.tier_id) if member.tier_id else None
+    current = ranks.get(tier_id) if tier_id else None
     if current is None:
-        entry = tier_for(0, tiers)
+        entry = tier_for(0, list(tiers))
         current = entry.rank if entry else -1
     return current, ranks
 
 
-async def redeem_reward(reward_id: int, member_id: int, idem: Idempotency) -> RedemptionOutcome:
-    if (replayed := await replay(idem)) is not None:
-        return await _with_redemption(replayed)
+_REWARD_COLUMNS = ("id, name, description, category, image_url, terms, points_cost, stock, "
+                   "remaining, per_member_limit, min_tier_id, valid_from, valid_until, active, "
+                   "coupon_validity_days, created_at")
+
+
+async def _reward_for_update(reward_id: int) -> Reward | None:
+    """The reward as it is now, inside the redemption's transaction (plain SQL: this runs
+    on every redemption)."""
+    r = await sql.one(f"SELECT {_REWARD_COLUMNS} FROM reward WHERE id = $1",  # noqa: S608
+                      reward_id)
+    if r is None:
+        return None
+    return Reward(
+        id=r["id"], name=r["name"], description=r["description"], category=r["category"],
+        image_url=r["image_url"], terms=r["terms"], points_cost=r["points_cost"],
+        stock=r["stock"], remaining=r["remaining"], per_member_limit=r["per_member_limit"],
+        min_tier_id=r["min_tier_id"], valid_from=sql.dt(r["valid_from"]),
+        valid_until=sql.dt(r["valid_until"]), active=bool(r["active"]),
+        coupon_validity_days=r["coupon_validity_days"],
+        created_at=sql.dt(r["created_at"]))  # type: ignore[arg-type]
+
+
+async def redeem_reward(reward_id: int, member_id: int, idem: Idempotency,
+                        tiers: Sequence[Tier] | None = None) -> RedemptionOutcome:
+    """`tiers`: the ladder, if the caller has it already (the API keeps it per version)."""
+    # A replayed key is answered by the claim, first thing in the transaction, before
+    # anything else is checked (nothing is checked before it).
+    check_key(idem.key)
     now = clock.utcnow()
+    issued: dict[str, Redemption] = {}
 
     async def work() -> tuple[dict[str, Any], list[Book]]:
-        member = await active_member(member_id)
-        book = await open_book(member_id, now)
+        issued.clear()
         stored = await claim(idem)
         if stored is not None:
-            return {**stored, "replayed": True}, [book]
-        row = await RewardRow.get_or_none(id=reward_id)
-        if row is None:
+            return {**stored, "replayed": True}, []
+        member, book = await open_active_book(member_id, now, spending=True)
+        reward = await _reward_for_update(reward_id)
+        if reward is None:
             raise DomainError(ErrorCode.NOT_FOUND, "No such reward.", ["rewardId"])
-        reward = row.to_domain()
-        rank, ranks = await _tier_rank(member)
-        taken = (await taken_counts(member_id, [reward_id]))[reward_id]
+        rank, ranks = _tier_rank(member.tier_id,
+                                 tiers if tiers is not None else await list_tiers())
+        # the units the member holds matter only to a reward with a per-member limit
+        taken = ((await taken_counts(member_id, [reward_id]))[reward_id]
+                 if reward.per_member_limit is not None else 0)
         reason = ineligibility(reward, now, tier_rank=rank,
                                min_tier_rank=ranks.get(reward.min_tier_id)
                                if reward.min_tier_id else None,
@@ -174,24 +208,38 @@ async def redeem_reward(reward_id: int, member_id: int, idem: Idempotency) -> Re
         if reason is not None:
             raise refusal(reason)
         if reward.remaining is not None:  # take a unit: one atomic conditional update
-            took = await RewardRow.filter(id=reward_id, remaining__gt=0).update(
-                remaining=F("remaining") - 1)
+            took = await sql.run("UPDATE reward SET remaining = remaining - 1 "
+                                 "WHERE id = $1 AND remaining > 0", reward_id)
             if not took:
                 raise refusal(Ineligibility.OUT_OF_STOCK)
         entry, _ = await book.debit(EntryKind.REDEEM, reward.points_cost,
                                     reason=f"reward: {reward.name}"[:200])
-        expires = (now + timedelta(days=reward.coupon_validity_days)
-                   if reward.coupon_validity_days else None)
-        redemption = await RedemptionRow.create(
-            reward_id=reward_id, member_id=member_id, code=new_coupon_code(),
-            points_spent=reward.points_cost, entry_id=entry.id, expires_at=expires)
-        await webhook_events.redemption(WebhookEventType.REDEMPTION_ISSUED,
-                                        redemption.to_domain())
+        expires = utc(now + timedelta(days=reward.coupon_validity_days)
+                      if reward.coupon_validity_days else None)
+        code, created_at = new_coupon_code(), now_utc()
+        # a clash of codes (about 2^-59) loses on the unique index and the write is retried
+        row = await sql.one(
+            "INSERT INTO redemption (code, status, points_spent, entry_id, refund_entry_id, "
+            "created_at, expires_at, used_at, cancelled_at, cancel_reason, member_id, "
+            "reward_id) VALUES ($1, $2, $3, $4, NULL, $5, $6, NULL, NULL, NULL, $7, $8) "
+            "RETURNING id",
+            code, RedemptionStatus.ISSUED.value, reward.points_cost, entry.id, created_at,
+            expires, member_id, reward_id)
+        assert row is not None
+        redemption = Redemption(row["id"], reward_id, member_id, code, RedemptionStatus.ISSUED,
+                                reward.points_cost, created_at, expires, None, None, None)
+        # recorded with the book's POINTS_CHANGED, in one INSERT, when the book is saved
+        book.events.append(webhook_events.redemption_event(
+            WebhookEventType.REDEMPTION_ISSUED, redemption))
         result = {"entries": [entry.id], "redemption": redemption.id}
         await remember(idem, result)
+        issued["redemption"] = redemption
         return result, [book]
 
-    return await _with_redemption(await outcome_of(*await run_once_idempotent(work)))
+    outcome = await outcome_of(*await run_once_idempotent(work))
+    if "redemption" in issued and not outcome.replayed:
+        return RedemptionOutcome(issued["redemption"], outcome)
+    return await _with_redemption(outcome)
 
 
 async def _with_redemption(outcome: Outcome) -> RedemptionOutcome:
@@ -295,7 +343,7 @@ async def expire_redemptions(now: datetime | None = None) -> tuple[int, list[Cha
         expired += 1
         if book.changed:
             changes.append(Change(member_id, Balance.of(book.row),
-                                  tuple(Entry.of(e) for e in book.entries)))
+                                  tuple(book.entries)))
     return expired, changes
 
 

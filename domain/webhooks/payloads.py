@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING
 
 from domain.ids import public_id
 from domain.webhooks.model import WebhookEventType
-from domain.webhooks.outbox import Event, emit, emit_all
+from domain.webhooks.outbox import Event, emit_all
 
 if TYPE_CHECKING:
+    from domain.ledger.book import BalanceState
     from domain.ledger.events import TierChanged
-    from domain.ledger.tables import BalanceRow, LedgerEntryRow, LotRow
+    from domain.ledger.tables import LotRow
+    from domain.ledger.values import Entry
     from domain.rewards.model import Redemption
     from domain.tickets.events import TicketEvent
     from domain.tickets.model import Ticket, TicketMessage
@@ -32,17 +34,19 @@ def _tier(tier_id: int | None) -> str | None:
     return public_id("Tier", tier_id) if tier_id is not None else None
 
 
-async def ledger_saved(member_id: int, balance: BalanceRow, entries: Sequence[LedgerEntryRow],
-                       tier_changes: Sequence[TierChanged], changed: bool) -> None:
+async def ledger_saved(member_id: int, balance: BalanceState, entries: Sequence[Entry],
+                       tier_changes: Sequence[TierChanged], changed: bool,
+                       before: Sequence[Event] = ()) -> None:
     """A member's book was saved: POINTS_CHANGED if its balance moved (`sequence` is the
-    balance version, as on the `pointsChanged` subscription), TIER_CHANGED per tier move."""
-    events = []
+    balance version, as on the `pointsChanged` subscription), TIER_CHANGED per tier move;
+    after `before`, the other events of the same write (one INSERT for all of them)."""
+    events = list(before)
     member = public_id("Member", member_id)
     if changed:
         events.append(Event(WebhookEventType.POINTS_CHANGED, {
             "memberId": member,
             "sequence": balance.version,
-            "entries": [{"id": public_id("LedgerEntry", e.id), "kind": e.kind,
+            "entries": [{"id": public_id("LedgerEntry", e.id), "kind": e.kind.value,
                          "points": e.points, "orderId": e.order_id} for e in entries],
             "balance": {"available": balance.available, "pending": balance.pending,
                         "lifetimeEarned": balance.lifetime_earned,
@@ -59,7 +63,12 @@ async def ledger_saved(member_id: int, balance: BalanceRow, entries: Sequence[Le
 async def redemption(event_type: WebhookEventType, r: Redemption) -> None:
     """REDEMPTION_ISSUED or REDEMPTION_USED, with the coupon (for the brand's systems only:
     partners' endpoints never carry these)."""
-    await emit(event_type, {
+    await emit_all([redemption_event(event_type, r)])
+
+
+def redemption_event(event_type: WebhookEventType, r: Redemption) -> Event:
+    """The event `redemption` records, for a write that records it with others."""
+    return Event(event_type, {
         "redemptionId": public_id("Redemption", r.id), "memberId": public_id("Member", r.member_id),
         "rewardId": public_id("Reward", r.reward_id), "code": r.code, "status": r.status.value,
         "pointsSpent": r.points_spent, "createdAt": _iso(r.created_at),

@@ -126,3 +126,47 @@ async def test_exchange_lists_do_not_grow_with_the_page_size(gql: GraphQLClient)
     small = await _statements(gql, EXCHANGES_PAGE, {"n": 2}, admin)
     large = await _statements(gql, EXCHANGES_PAGE, {"n": MEMBERS}, admin)
     assert large == small, f"{small} statements for 2 rows, {large} for {MEMBERS}"
+
+
+PURCHASE = """mutation($input: RecordPurchaseInput!) { recordPurchase(input: $input) {
+  purchase { id pointsEarned } member { points { available pending } tier { name } }
+  userErrors { code message } } }"""
+REDEEM = """mutation($input: RedeemRewardInput!) { redeemReward(input: $input) {
+  redemption { id code status } member { points { available } } userErrors { code message } } }"""
+
+
+async def _write_statements(gql: GraphQLClient, query: str, inputs: list[dict[str, Any]],
+                            token: str) -> int:
+    """Statements of the last of `inputs` (the others warm the per-process caches)."""
+    counted = 0
+    for i, variables in enumerate(inputs):
+        with count_statements() as counter:
+            data = await gql.ok(query, {"input": variables}, token)
+        assert next(iter(data.values()))["userErrors"] == [], data
+        if i == len(inputs) - 1:
+            counted = counter.count
+    return counted
+
+
+async def test_the_benchmark_writes_stay_within_their_statement_counts(
+        gql: GraphQLClient) -> None:
+    # given the program, and a reward like the benchmark's (unlimited, no per-member limit)
+    from schema.relay import global_id
+
+    ids = await _program()
+    free = await create_reward(RewardDraft("Sticker", 10))
+    member = global_id("Member", ids[2])
+    # when the benchmark's purchase and redemption run (each once more to warm up)
+    purchase = await _write_statements(gql, PURCHASE, [
+        {"memberId": member, "orderId": f"W-{n}", "amount": "42.50", "idempotencyKey": f"W-{n}"}
+        for n in range(2)], gql.token(Role.INTEGRATION))
+    redeem = await _write_statements(gql, REDEEM, [
+        {"rewardId": global_id("Reward", free.id), "idempotencyKey": f"R-{n}"}
+        for n in range(2)], gql.token(Role.MEMBER, ids[2]))
+    # then each stays within its statements (was 23 and 22 before plain SQL; see bench/):
+    # purchase: program, key claim, balance with member, due lots, campaigns, purchase,
+    # entry, lot, qualifying points, key result, balance, outbox, the payload's member
+    assert 0 < purchase <= 13, purchase
+    # redeem: the caller's member (token), key claim, balance with member, due and live
+    # lots, reward, entry, lot, allocation, redemption, key result, balance, outbox
+    assert 0 < redeem <= 12, redeem
