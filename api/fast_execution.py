@@ -22,6 +22,7 @@ strawberry's, and compares the responses, errors and their paths included.
 from __future__ import annotations
 
 from collections.abc import Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
@@ -36,12 +37,22 @@ from graphql.pyutils import Path, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.info import Info
 
-LEAF, OBJECT, OBJECTS, RESOLVER = 1, 2, 3, 4
+LEAF, OBJECT, OBJECTS, OTHER = 1, 2, 3, 4
 _PLANS = "_loyalgraph_fast_plans"
 
-# (kind, python attribute, default resolver, non-null, serializer or object type), or for a
-# resolver: (RESOLVER, the strawberry field, its GraphQL field, -, -)
-Plan = tuple[int, Any, Any, Any, Any]
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """How a field is read (`resolver`: call strawberry's resolver; else the attribute) and
+    completed (`kind`: LEAF, OBJECT, OBJECTS; OTHER: graphql-core's `complete_value`)."""
+
+    kind: int
+    non_null: bool
+    target: Any  # the serializer (LEAF) or the object type (OBJECT, OBJECTS)
+    attr: str
+    get: Any  # the default resolver
+    resolver: Any  # the strawberry field, when it has a resolver
+    field_def: Any
 
 
 def _strawberry_is_type_of(fn: Any) -> bool:
@@ -57,32 +68,37 @@ def _no_exception_handlers(resolve: Any) -> bool:
     return handlers is not None and not handlers.cell_contents
 
 
-def _plan(field_def: Any) -> Plan | None:
-    definition = (field_def.extensions or {}).get("strawberry-definition")
-    if (definition is not None and definition.base_resolver is not None
-            and not definition.extensions and not field_def.args
-            and not definition.arguments and field_def.resolve is not None
-            and _no_exception_handlers(field_def.resolve)):
-        # A resolver with no arguments and no field extension (no permission class):
-        # called as strawberry calls it, without its argument conversion and wrappers.
-        return RESOLVER, definition, field_def, None, None
-    if (definition is None or field_def.args
-            or not getattr(field_def.resolve, "_is_default", False)
-            or definition.base_resolver is not None or definition.extensions):
-        return None
-    field_type = field_def.type
+def _completion(field_type: Any) -> tuple[int, bool, Any]:
     non_null = isinstance(field_type, GraphQLNonNull)
     inner = field_type.of_type if non_null else field_type
-    attr, get = definition.python_name, definition.default_resolver
     if is_leaf_type(inner):
-        return LEAF, attr, get, non_null, inner.serialize
+        return LEAF, non_null, inner.serialize
     if is_object_type(inner) and _strawberry_is_type_of(inner.is_type_of):
-        return OBJECT, attr, get, non_null, inner
+        return OBJECT, non_null, inner
     if isinstance(inner, GraphQLList) and isinstance(inner.of_type, GraphQLNonNull):
         item = inner.of_type.of_type
         if is_object_type(item) and _strawberry_is_type_of(item.is_type_of):
-            return OBJECTS, attr, get, non_null, item
-    return None
+            return OBJECTS, non_null, item
+    return OTHER, non_null, None
+
+
+def _plan(field_def: Any) -> Plan | None:
+    definition = (field_def.extensions or {}).get("strawberry-definition")
+    if definition is None or field_def.args or definition.extensions:
+        return None
+    kind, non_null, target = _completion(field_def.type)
+    if definition.base_resolver is not None:
+        # A resolver with no arguments and no field extension (no permission class):
+        # called as strawberry calls it, without its argument conversion and wrappers.
+        if definition.arguments or field_def.resolve is None \
+                or not _no_exception_handlers(field_def.resolve):
+            return None
+        return Plan(kind, non_null, target, definition.python_name, None, definition,
+                    field_def)
+    if not getattr(field_def.resolve, "_is_default", False) or kind == OTHER:
+        return None
+    return Plan(kind, non_null, target, definition.python_name, definition.default_resolver,
+                None, field_def)
 
 
 def _plans(parent_type: GraphQLObjectType) -> dict[str, Plan]:
@@ -113,17 +129,18 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 if plan is not None:
                     field_path = Path(path, response_name, parent_type.name)
                     try:
-                        if plan[0] == RESOLVER:
+                        if plan.resolver is not None:
                             result = self._resolve(plan, parent_type, source_value, details,
                                                    field_path, position_context)
                         else:
                             result = self._read(plan, source_value, details, field_path,
                                                 position_context)
                     except Exception as error:
-                        self.handle_field_error(
-                            error, parent_type.fields[details[0].node.name.value].type,
-                            details, field_path)
+                        self.handle_field_error(error, plan.field_def.type, details, field_path)
                         result = None
+                    if plan.kind == LEAF and plan.resolver is None and result is not Undefined:
+                        results[response_name] = result  # an attribute's scalar: not awaitable
+                        continue
                 if result is Undefined:  # not a plain case: graphql-core's own path
                     result = self.execute_field(parent_type, source_value, details,
                                                 Path(path, response_name, parent_type.name),
@@ -155,7 +172,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                  path: Path, position_context: Any) -> Any:
         """What `execute_field` does for a resolver without arguments, minus strawberry's
         argument conversion and extension chain (there is nothing to convert or chain)."""
-        _, definition, field_def, _, _ = plan
+        definition, field_def = plan.resolver, plan.field_def
         info = self.build_resolve_info(field_def, to_nodes(details), parent_type, path)
         resolver = definition.base_resolver
         args: list[Any] = [source] if resolver.self_parameter else []
@@ -170,24 +187,32 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if self.is_awaitable(result):
             return self.complete_awaitable_value(field_def.type, details, info, path, result,
                                                  position_context)
-        return self._guard(self.complete_value(field_def.type, details, info, path, result,
-                                               position_context), details, path)
+        completed = self._complete(plan, result, details, path, position_context)
+        if completed is Undefined:  # not a plain value: graphql-core completes it
+            completed = self.complete_value(field_def.type, details, info, path, result,
+                                            position_context)
+        return self._guard(completed, details, path)
 
     def _read(self, plan: Plan, source: Any, details: Any, path: Path,
               position_context: Any) -> Any:
-        """The field's completed value, or Undefined to take graphql-core's path."""
-        kind, attr, get, non_null, target = plan
-        value = get(source, attr)
+        """The attribute's completed value, or Undefined to take graphql-core's path."""
+        return self._complete(plan, plan.get(source, plan.attr), details, path, position_context)
+
+    def _complete(self, plan: Plan, value: Any, details: Any, path: Path,
+                  position_context: Any) -> Any:
+        """`value` completed as the field's type, or Undefined when it is not the plain case
+        (then graphql-core's own completion decides, errors included)."""
+        kind, target = plan.kind, plan.target
         if value is None:
-            return Undefined if non_null else None
-        if isinstance(value, Exception) or self.is_awaitable(value):
-            return Undefined
+            return Undefined if plan.non_null else None
         if kind == LEAF:
             try:
                 serialized = target(value)
             except Exception:
                 return Undefined
             return Undefined if serialized is None else serialized
+        if kind == OTHER or isinstance(value, Exception) or self.is_awaitable(value):
+            return Undefined
         is_type_of = target.is_type_of
         if kind == OBJECT:
             if is_type_of is not None and not is_type_of(value, None):

@@ -7,6 +7,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from domain import sql
 from domain.program.model import DEFAULTS, ProgramSettings, validate_program
 from domain.program.tables import PROGRAM_ROW_ID, ProgramRow
 
@@ -14,8 +15,9 @@ _FIELDS = [f.name for f in dataclasses.fields(ProgramSettings) if f.name != "upd
 
 
 async def get_program() -> ProgramSettings:
-    row = await ProgramRow.get_or_none(id=PROGRAM_ROW_ID)
-    return row.to_domain() if row else DEFAULTS
+    # Every purchase reads it: a plain statement (domain.sql), the row typed by the model.
+    found = await sql.rows("SELECT * FROM program WHERE id = $1", PROGRAM_ROW_ID)
+    return ProgramRow._init_from_db(**found[0]).to_domain() if found else DEFAULTS
 
 
 async def update_program(changes: dict[str, Any]) -> ProgramSettings:
