@@ -31,7 +31,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench import load, report
+from bench import bare, load, report
 from bench.seed import Shape
 from bench.server import ROOT, Server, app_server, floor_server, free_port
 from bench.workloads import BUDGET, build, member_tokens, role_token
@@ -314,6 +314,11 @@ def main(argv: list[str] | None = None) -> int:
         log(f"  p50 {a['p50_ms']:.2f} ms vs {b['p50_ms']:.2f} ms: ratio "
             f"{b['p50_ms'] / a['p50_ms']:.2f}")
         results["scale"]["members"] = scale
+
+    log("GraphQL execution alone, same selections from memory (bench/bare.py):")
+    results["bare"] = bare.measure()
+    log("  " + ", ".join(f"{k} {v['stock']:.0f}/{v['fast']:.0f} us" for k, v in
+                         results["bare"].items()) + " (strawberry's / ours)")
 
     log("SQL statements per request (in-process, same data):")
     count_path, _ = sqlite_dataset("main", main_shape)

@@ -53,6 +53,25 @@ def render(results: dict[str, Any], budget: dict[str, Budget]) -> tuple[str, boo
         lines.append(f"peak server memory {max(peaks):.0f} MB (budget <= {MEMORY_BUDGET_MB:.0f} "
                      f"MB): {_verdict(max(peaks) <= MEMORY_BUDGET_MB)}")
 
+    bare = results.get("bare")
+    floor_cpu = floor.get("cpu_ms_per_request")
+    if bare and floor_cpu:
+        lines.append("")
+        lines.append("What GraphQL execution alone allows (bench/bare.py: a bare strawberry schema "
+                     "of the same shape, the same operation, objects already in memory):")
+        lines.append(f"{'workload':<32}{'exec us':>9}{'(ours)':>8}{'best x floor':>14}"
+                     f"{'(ours)':>8}  budget")
+        for name in ("home", "recordPurchase", "staffPage"):
+            if name not in bare or name not in budget:
+                continue
+            best = {kind: floor_cpu / (floor_cpu + (bare[name][kind] - bare["floor"][kind]) / 1000)
+                    for kind in ("stock", "fast")}
+            lines.append(f"{TITLES[name]:<32}{bare[name]['stock']:>9.0f}{bare[name]['fast']:>8.0f}"
+                         f"{best['stock']:>14.2f}{best['fast']:>8.2f}  >={budget[name].ratio:.2f}x")
+        lines.append("best x floor = the floor's CPU per request / (the same + this execution - "
+                     "the floor's own): the ratio a request of this shape reaches if reading its "
+                     "data, authenticating and writing cost nothing")
+
     scale = results.get("scale", {})
     if scale:
         lines.append("")
