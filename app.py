@@ -144,23 +144,12 @@ def freeze_startup_objects() -> None:
     as long as the process, so take it out of the garbage collector's walks (gc.freeze).
     Every full collection walked it again; that was the p99 tail of `{ __typename }` in
     the benchmark (README, Performance). Once only, so a test process that builds many
-    apps freezes just the first. Then collect less often (GC_THRESHOLDS)."""
+    apps freezes just the first."""
     global _frozen
     if not _frozen:
         _frozen = True
         gc.collect()
         gc.freeze()
-        gc.set_threshold(*GC_THRESHOLDS)
-
-
-#: Young collections every 50,000 allocations instead of 700 (then every 20th young one
-#: collects the middle generation). With the default, each subscription event promoted the
-#: state every subscriber keeps between events (its pending reads, its loaders: ~15 objects)
-#: into the oldest generation, so a full collection, a pause of 100 to 190 ms over 1,000
-#: WebSocket connections, came every 4 to 6 events of a fan-out: the p99 of the fan-out.
-#: Now such state is dead by the time a middle collection looks at it (one full collection
-#: in 10 fan-out rounds instead of one per 4 to 6); a young collection costs a few ms.
-GC_THRESHOLDS = (50_000, 20, 10)
 
 
 _default_app: Starlette | None = None
