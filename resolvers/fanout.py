@@ -66,7 +66,7 @@ def share(event: Any) -> Any:
 
 
 def _variables_key(executor: Any) -> bytes | None:
-    """The operation's variable inputs as a canonical key; None if they have none."""
+    """The operation's variable inputs as a canonical key (None: not JSON, not shared)."""
     sources = executor.variable_values.sources
     try:
         return orjson.dumps({name: source.value for name, source in sources.items()
