@@ -47,6 +47,7 @@ from api.settings import Settings
 from domain.access import ANONYMOUS
 from domain.members.model import MemberStatus
 from domain.members.services import get_member
+from resolvers.fanout import SharedEventExecutionContext
 from resolvers.root import Mutation, Query, Subscription
 from schema.errors import ApiError
 from schema.scalars import DATETIME
@@ -159,8 +160,13 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
+        schema = build_schema(settings)
+        # A subscription event shared by many subscribers (resolvers.fanout.share) runs
+        # the subscription's selection once per operation and principal, not once per
+        # subscriber (most of a fan-out's time otherwise).
+        schema.execution_context_class = SharedEventExecutionContext
         super().__init__(
-            build_schema(settings),
+            schema,
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=False,
             allowed_origins=settings.ws_allowed_origins,

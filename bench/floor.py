@@ -43,7 +43,8 @@ def main() -> None:
     args = parser.parse_args()
     # The options app.py's `serve` passes to uvicorn.run.
     uvicorn.run("bench.floor:app", host=args.host, port=args.port, workers=1,
-                log_level=args.log_level, proxy_headers=True, server_header=False)
+                log_level=args.log_level, proxy_headers=True, server_header=False,
+                ws_per_message_deflate=False)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,7 @@ from resolvers.events import (
     publish_points_changed,
     publish_tier_changes,
 )
+from resolvers.fanout import share
 from resolvers.inputs import key_of
 from resolvers.permissions import acting_for, require, watch_channel
 from schema.errors import BadUserInput, Forbidden, user_errors
@@ -236,39 +237,41 @@ class LedgerSubscriptions:
 
 
 async def _event(info: strawberry.Info, message: dict[str, Any]) -> PointsChangedEventType:
+    return await _shared_event(info.context.services.event_rows, message)
+
+
+async def _shared_event(held: dict[Any, Any], message: dict[str, Any]) -> PointsChangedEventType:
+    """The event object, built once for all its subscribers in this process: its rows read
+    once (a fan-out to 1,000 subscribers of a member's stream made 2,000 identical queries)
+    and the object itself shared (resolvers.fanout.share: the subscription's selection is then
+    executed once per event, operation and principal, not per subscriber). Keyed on the
+    event (member, sequence, entries), held briefly by the app's services: this is the
+    event's own data, the same for everyone receiving that event, not a cache across
+    events."""
     member_id = int(message["member_id"])
-    member, found = await _event_rows(info.context.services.event_rows, member_id, message)
-    entries = [LedgerEntryType.from_domain(found[i]) for i in message["entry_ids"] if i in found]
-    balance = Balance(**message["balance"])
-    return PointsChangedEventType(
-        member=MemberType.from_domain(member), entry=entries[-1] if entries else None,
-        entries=entries, balance=PointsBalanceType.from_domain(balance),
-        sequence=message["sequence"])
-
-
-async def _event_rows(held_rows: dict[Any, Any], member_id: int, message: dict[str, Any]
-                      ) -> tuple[Any, dict[int, Any]]:
-    """The member and entries of one event, read once for all its subscribers in this
-    process: a fan-out to 1,000 subscribers of a member's stream made 2,000 identical
-    queries. Keyed on the event (member, sequence, entries), held briefly by the app's
-    services: this is the event's own data, shared by everyone receiving that event, not
-    a cache across events."""
     key = (member_id, int(message["sequence"]), tuple(message["entry_ids"]))
     now = asyncio.get_running_loop().time()
-    held = held_rows.get(key)
-    if held is None or now - held[0] > EVENT_ROWS_SECONDS:
-        async def read() -> tuple[Any, dict[int, Any]]:
+    found = held.get(key)
+    if found is None or now - found[0] > EVENT_ROWS_SECONDS:
+        async def build() -> PointsChangedEventType:
             members = await get_members_by_ids([member_id])
-            return members.get(member_id), await entries_by_ids(message["entry_ids"])
+            rows = await entries_by_ids(message["entry_ids"])
+            entries = [LedgerEntryType.from_domain(rows[i]) for i in message["entry_ids"]
+                       if i in rows]
+            return share(PointsChangedEventType(
+                member=MemberType.from_domain(members[member_id]),
+                entry=entries[-1] if entries else None, entries=entries,
+                balance=PointsBalanceType.from_domain(Balance(**message["balance"])),
+                sequence=message["sequence"]))
 
-        held = (now, asyncio.ensure_future(read()))
-        held_rows[key] = held
-        while len(held_rows) > 256:
-            held_rows.pop(next(iter(held_rows)))
+        found = (now, asyncio.ensure_future(build()))
+        held[key] = found
+        while len(held) > 256:
+            held.pop(next(iter(held)))
     try:
-        return await held[1]
+        return await asyncio.shield(found[1])
     except Exception:
-        held_rows.pop(key, None)  # not remembered: the next subscriber tries again
+        held.pop(key, None)  # not remembered: the next subscriber tries again
         raise
 
 

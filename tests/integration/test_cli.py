@@ -17,6 +17,8 @@ from pathlib import Path
 import httpx
 import jwt
 import pytest
+from websockets.sync.client import connect
+from websockets.typing import Subprotocol
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_URL = os.environ.get("TEST_DATABASE_URL")
@@ -239,6 +241,12 @@ def test_serve_serves(env: dict[str, str], tmp_path: Path) -> None:
             assert response.status_code == 200
             assert response.json() == {"data": {"program": {"name": "Loyalgraph Rewards"}}}
             assert "x-request-id" in response.headers
+
+        # and its WebSocket declines the compression clients ask for (see app.py)
+        with connect(f"ws://127.0.0.1:{port}/graphql", proxy=None,
+                     subprotocols=[Subprotocol("graphql-transport-ws")]) as ws:
+            assert ws.response is not None
+            assert "Sec-WebSocket-Extensions" not in ws.response.headers
     finally:
         proc.terminate()
         try:
