@@ -119,6 +119,12 @@ class OperationLimits(SchemaExtension):
         yield
 
 
+class LoyaltyExecutionContext(SharedEventExecutionContext, FastExecutionContext):
+    """How every operation executes: plain fields the short way (api.fast_execution), and a
+    subscription event shared by many subscribers (resolvers.fanout.share) once per
+    operation and principal, not once per subscriber (most of a fan-out's time otherwise)."""
+
+
 def build_schema(settings: Settings) -> strawberry.Schema:
     # The rules are built once. QueryDepthLimiter and MaxAliasesLimiter create a new rule
     # class per instance, and ValidationCache keys on the rule classes: with an instance
@@ -139,7 +145,7 @@ def build_schema(settings: Settings) -> strawberry.Schema:
         mutation=Mutation,
         subscription=Subscription,
         extensions=extensions,
-        execution_context_class=FastExecutionContext,
+        execution_context_class=LoyaltyExecutionContext,
         config=StrawberryConfig(disable_field_suggestions=settings.is_production,
                                 scalar_map={datetime: DATETIME}),
     )
@@ -160,13 +166,8 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
-        schema = build_schema(settings)
-        # A subscription event shared by many subscribers (resolvers.fanout.share) runs
-        # the subscription's selection once per operation and principal, not once per
-        # subscriber (most of a fan-out's time otherwise).
-        schema.execution_context_class = SharedEventExecutionContext
         super().__init__(
-            schema,
+            build_schema(settings),
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=False,
             allowed_origins=settings.ws_allowed_origins,
