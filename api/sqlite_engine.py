@@ -131,19 +131,18 @@ class InLoopTransaction(_InLoop, SqliteTransactionWrapper):
         _raw(self._connection).execute(f"SAVEPOINT {self._savepoint}")
 
     async def savepoint_rollback(self) -> None:
-        if self._finalized:
-            raise TransactionManagementError("Transaction already finalised")
-        if self._savepoint is None:
-            raise TransactionManagementError("No savepoint to rollback to")
-        _raw(self._connection).execute(f"ROLLBACK TO {self._savepoint}")
+        self._at_savepoint("ROLLBACK TO")
         self._savepoint = None
 
     async def release_savepoint(self) -> None:
+        self._at_savepoint("RELEASE")
+
+    def _at_savepoint(self, statement: str) -> None:
         if self._finalized:
             raise TransactionManagementError("Transaction already finalised")
         if self._savepoint is None:
             raise TransactionManagementError("No savepoint to rollback to")
-        _raw(self._connection).execute(f"RELEASE {self._savepoint}")
+        _raw(self._connection).execute(f"{statement} {self._savepoint}")
 
 
 client_class = InLoopSqliteClient

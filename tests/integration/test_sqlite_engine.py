@@ -56,3 +56,18 @@ async def test_a_transaction_keeps_other_tasks_out_until_it_ends(app: object) ->
     assert count == 0
     _, rows = await client.execute_query("SELECT n FROM probe ORDER BY n")
     assert [r[0] for r in rows] == [2]
+
+
+async def test_a_nested_transaction_rolls_back_to_its_savepoint_only(app: object) -> None:
+    client = connections.get("sqlite")
+    await client.execute_script("CREATE TABLE nested (n INTEGER)")
+    async with in_transaction("sqlite") as outer:
+        await outer.execute_insert("INSERT INTO nested (n) VALUES (?)", [1])
+        with pytest.raises(RuntimeError):
+            async with in_transaction("sqlite") as inner:
+                await inner.execute_insert("INSERT INTO nested (n) VALUES (?)", [2])
+                raise RuntimeError("roll the inner one back")
+        async with in_transaction("sqlite") as kept:
+            await kept.execute_insert("INSERT INTO nested (n) VALUES (?)", [3])
+    _, rows = await client.execute_query("SELECT n FROM nested ORDER BY n")
+    assert [r[0] for r in rows] == [1, 3]
