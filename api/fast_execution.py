@@ -115,7 +115,10 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                        path: Path | None, grouped_field_set: Any,
                        position_context: Any) -> Any:
         middleware = self.middleware_manager
-        if middleware is not None and middleware._middleware_resolvers:
+        # A subscription's root field resolves to the event (its resolver is the source
+        # stream), and middleware must see every field: both keep graphql-core's path.
+        if (middleware is not None and middleware._middleware_resolvers) \
+                or parent_type is self.schema.subscription_type:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set,
                                           position_context)
         plans = _plans(parent_type)

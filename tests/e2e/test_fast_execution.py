@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
 
@@ -122,8 +123,17 @@ OPERATIONS = [
 ]
 
 
+@strawberry.type
+class Subscription:
+    @strawberry.subscription
+    async def ticks(self) -> AsyncGenerator[Leaf, None]:  # no argument: a plain-looking field
+        for n in range(2):
+            yield _leaf(f"tick {n}")
+
+
 def _schema(context: type[Any]) -> strawberry.Schema:
-    return strawberry.Schema(query=Query, execution_context_class=context)
+    return strawberry.Schema(query=Query, subscription=Subscription,
+                             execution_context_class=context)
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
@@ -136,6 +146,13 @@ async def test_the_fast_path_answers_as_graphql_core_does(operation: str) -> Non
 
     assert fast.data == standard.data
     assert errors(fast) == errors(standard)
+
+
+async def test_a_subscription_without_arguments_delivers_its_events() -> None:
+    stream = await _schema(FastExecutionContext).subscribe("subscription { ticks { name n } }")
+    received = [event.data async for event in stream]  # type: ignore[union-attr]
+    assert received == [{"ticks": {"name": "tick 0", "n": 1}},
+                        {"ticks": {"name": "tick 1", "n": 1}}]
 
 
 async def test_plain_fields_skip_graphql_cores_path(monkeypatch: pytest.MonkeyPatch) -> None:
