@@ -5,7 +5,8 @@ One keyset scan per parent (`WHERE parent = ? [AND key < ?] ORDER BY key LIMIT n
 glued with UNION ALL: each scan uses the (parent, key) index, so the cost follows the page
 size and the number of parents, never the length of anyone's history, and the number of
 statements stays one however many parents a page lists. Plain SQL because the ORM has no
-UNION; rows still go through the model (`_init_from_db`), so values are typed as usual.
+UNION; rows go through the model (`_init_from_db`), so values are typed as usual, unless
+the caller asks for plain columns (a hot path that maps them itself).
 Only the model's own table and column names are spliced into the text; every value is a
 parameter.
 """
