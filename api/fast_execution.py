@@ -63,7 +63,10 @@ def _strawberry_is_type_of(fn: Any) -> bool:
 
 def _no_exception_handlers(resolve: Any) -> bool:
     """strawberry's resolver closes over the field's exception handlers; none may apply."""
-    cells = dict(zip(resolve.__code__.co_freevars, resolve.__closure__ or (), strict=True))
+    code = getattr(resolve, "__code__", None)
+    if code is None:  # not strawberry's own resolver function: keep graphql-core's path
+        return False
+    cells = dict(zip(code.co_freevars, resolve.__closure__ or (), strict=True))
     handlers = cells.get("field_exception_handlers")
     return handlers is not None and not handlers.cell_contents
 

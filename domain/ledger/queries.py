@@ -6,14 +6,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 from domain import clock, sql
 from domain.keyset import counts_per_parent, pages_per_parent
 from domain.ledger.model import GENESIS_HASH, EntryFacts, EntryKind, chain_hash
 from domain.ledger.tables import BalanceRow, LedgerEntryRow, LotRow
-from domain.ledger.values import Balance, Entry
-from domain.pagination import Page
+from domain.ledger.values import ENTRY_COLUMNS, Balance, Entry
 from domain.tiers.tables import TierChangeRow
 
 
@@ -45,41 +43,18 @@ async def expiring_soon(member_ids: Iterable[int], days: int, now: datetime | No
     return totals
 
 
-async def entries_page(member_id: int, after_seq: int | None, first: int,
-                       kinds: list[EntryKind] | None = None) -> Page[Entry]:
-    """Newest first, keyed on the member's sequence: the unique (member, seq) index serves
-    both the filter and the order, however long the ledger grows."""
-    qs = LedgerEntryRow.filter(member_id=member_id)
-    if kinds:
-        qs = qs.filter(kind__in=[k.value for k in kinds])
-    total = await qs.count()
-    page_qs = qs.filter(seq__lt=after_seq) if after_seq is not None else qs
-    rows = await page_qs.order_by("-seq").limit(first + 1)
-    return Page([Entry.of(r) for r in rows[:first]], len(rows) > first, total)
-
-
 async def entries_pages(member_ids: Sequence[int], after_seq: int | None, first: int,
                         kinds: Sequence[EntryKind] | None = None
                         ) -> dict[int, tuple[list[Entry], bool]]:
-    """`entries_page` for many members in one statement, without the totals: per member,
-    its newest `first` entries before `after_seq`, and whether more follow."""
+    """Per member, in one statement: its newest `first` entries before `after_seq` (keyed on
+    the member's sequence: the unique (member, seq) index serves both the filter and the
+    order, however long the ledger grows), and whether more follow."""
     where = {"kind": [k.value for k in kinds]} if kinds else None
     pages = await pages_per_parent(LedgerEntryRow, "member_id", member_ids, "seq",
                                    after=after_seq, first=first, newest_first=True,
                                    where=where, columns=ENTRY_COLUMNS)
-    return {m: ([_entry(r) for r in rows], more) for m, (rows, more) in pages.items()}
+    return {m: ([Entry.from_row(r) for r in rows], more) for m, (rows, more) in pages.items()}
 
-
-ENTRY_COLUMNS = ("id", "member_id", "seq", "kind", "points", "occurred_at", "created_at",
-                 "available_at", "expires_at", "reason", "order_id", "hash")
-
-
-def _entry(row: dict[str, Any]) -> Entry:
-    """An Entry from a plain row of ENTRY_COLUMNS (the home screen reads five per request)."""
-    return Entry(row["id"], row["member_id"], row["seq"], EntryKind(row["kind"]), row["points"],
-                 sql.dt(row["occurred_at"]), sql.dt(row["created_at"]),  # type: ignore[arg-type]
-                 sql.dt(row["available_at"]), sql.dt(row["expires_at"]), row["reason"],
-                 row["order_id"], row["hash"])
 
 
 async def entry_counts(member_ids: Sequence[int], kinds: Sequence[EntryKind] | None = None

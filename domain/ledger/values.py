@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
@@ -60,9 +61,21 @@ class Entry:
 
     @classmethod
     def of(cls, row: LedgerEntryRow) -> Entry:
-        return cls(row.id, row.member_id, row.seq, EntryKind(row.kind), row.points,
-                   row.occurred_at, row.created_at, row.available_at, row.expires_at,
-                   row.reason, row.order_id, row.hash)
+        return cls.from_row({column: getattr(row, column) for column in ENTRY_COLUMNS})
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> Entry:
+        """From a model's attributes or a plain row of ENTRY_COLUMNS (domain.sql), whichever
+        the driver typed its values as."""
+        return cls(row["id"], row["member_id"], row["seq"], EntryKind(row["kind"]),
+                   row["points"], sql.dt(row["occurred_at"]),  # type: ignore[arg-type]
+                   sql.dt(row["created_at"]),  # type: ignore[arg-type]
+                   sql.dt(row["available_at"]), sql.dt(row["expires_at"]), row["reason"],
+                   row["order_id"], row["hash"])
+
+
+ENTRY_COLUMNS = ("id", "member_id", "seq", "kind", "points", "occurred_at", "created_at",
+                 "available_at", "expires_at", "reason", "order_id", "hash")
 
 
 @dataclass(frozen=True)
