@@ -14,6 +14,15 @@ plain one (a null for a non-null field, a value the scalar refuses, an awaitable
 the error or value it always did. Errors raised below a fast field are handled by graphql-core's
 `handle_field_error` with the field's own type and path, as `execute_field` would.
 
+Three more shortcuts, each falling back to the same long path when the case is not plain:
+- relay's `id` of a node class that keeps relay's `resolve_id` and `resolve_typename` is the
+  global id of the parent type's name and the id attribute, built without calling the
+  resolver (it would build an `Info` only to read the type name off the path);
+- a resolver that takes `info` gets a `LazyInfo`, whose graphql-core resolve info is built
+  only if the resolver reads it (a preloaded member's `tier` and `points` never do);
+- an object's sub-fields are executed directly when nothing is deferred, without the two
+  layers of incremental-delivery dispatch that then only forward the call.
+
 The plan of each object type (which fields qualify, and how) is computed once per type.
 tests/e2e/test_fast_execution.py runs the same operations through this context and through
 strawberry's, and compares the responses, errors and their paths included.
@@ -34,10 +43,13 @@ from graphql import (
 )
 from graphql.execution.executor import gather_with_cancel, to_nodes
 from graphql.pyutils import Path, Undefined
+from strawberry import relay
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.field import StrawberryField
+from strawberry.types.fields.resolver import StrawberryResolver
 from strawberry.types.info import Info
 
-LEAF, OBJECT, OBJECTS, OTHER = 1, 2, 3, 4
+LEAF, OBJECT, OBJECTS, OTHER, NODE_ID = 1, 2, 3, 4, 5
 _PLANS = "_loyalgraph_fast_plans"
 
 
@@ -53,6 +65,56 @@ class Plan:
     get: Any  # the default resolver
     resolver: Any  # the strawberry field, when it has a resolver
     field_def: Any
+    info_class: Any = None  # the LazyInfo of the schema's `Info` class (resolvers only)
+    # How the resolver is called (resolvers only): the function, whether the source goes
+    # in as `self`, the parameters that take the source (parent, root) and the info
+    call: Any = None
+    self_arg: bool = False
+    source_names: tuple[str, ...] = ()
+    info_name: str | None = None
+
+
+def _call_of(definition: Any) -> Any:
+    """What calling `definition`'s resolver comes down to: its function, when strawberry's
+    stock `get_result` and resolver call are in the way (they only forward the call)."""
+    resolver = definition.base_resolver
+    if type(definition).get_result is StrawberryField.get_result and \
+            type(resolver).__call__ is StrawberryResolver.__call__ and \
+            callable(resolver.wrapped_func):
+        return resolver.wrapped_func
+
+    def call(*args: Any, **kwargs: Any) -> Any:
+        return definition.get_result(None, info=None, args=list(args), kwargs=kwargs)
+
+    return call
+
+
+_LAZY_INFO: dict[type, type] = {}
+
+
+def _lazy_info_class(info_class: type[Info]) -> type[Info]:
+    """A subclass of the schema's `Info` class whose graphql-core resolve info is built on
+    first use: a resolver that does not read its `info` (a preloaded member's `tier` or
+    `points`) then costs no resolve info, which is most of a resolver call's overhead."""
+    lazy = _LAZY_INFO.get(info_class)
+    if lazy is None:
+        class LazyInfo(info_class):  # type: ignore[valid-type,misc]
+            def __init__(self, context: FastExecutionContext, field_def: Any, details: Any,
+                         parent_type: GraphQLObjectType, path: Path, field: Any) -> None:
+                self._field = field
+                self._lazy = (context, field_def, details, parent_type, path)
+
+            @property
+            def _raw_info(self) -> Any:
+                raw = self.__dict__.get("_raw")
+                if raw is None:
+                    context, field_def, details, parent_type, path = self._lazy
+                    raw = self.__dict__["_raw"] = context.build_resolve_info(
+                        field_def, to_nodes(details), parent_type, path)
+                return raw
+
+        lazy = _LAZY_INFO[info_class] = LazyInfo
+    return lazy
 
 
 def _strawberry_is_type_of(fn: Any) -> bool:
@@ -85,32 +147,81 @@ def _completion(field_type: Any) -> tuple[int, bool, Any]:
     return OTHER, non_null, None
 
 
-def _plan(field_def: Any) -> Plan | None:
+_NODE_ID = next(f for f in relay.Node.__strawberry_definition__.fields  # type: ignore[attr-defined]
+                if f.python_name == "_id").base_resolver.wrapped_func.__func__
+_RESOLVE_ID = relay.Node.resolve_id.__func__  # type: ignore[attr-defined]
+_RESOLVE_TYPENAME = relay.Node.resolve_typename.__func__  # type: ignore[attr-defined]
+_ID_ATTRS: dict[type, str | None] = {}
+
+
+def _id_attr(cls: type) -> str | None:
+    """The attribute holding a node's id, when its class keeps relay's own `resolve_id` and
+    `resolve_typename` (so `id` is the global id of the parent type's name and that
+    attribute); None when either is overridden."""
+    try:
+        return _ID_ATTRS[cls]
+    except KeyError:
+        plain = issubclass(cls, relay.Node) \
+            and getattr(cls.resolve_id, "__func__", None) is _RESOLVE_ID \
+            and getattr(cls.resolve_typename, "__func__", None) is _RESOLVE_TYPENAME
+        attr = _ID_ATTRS[cls] = cls.resolve_id_attr() if plain else None  # type: ignore[attr-defined]
+        return attr
+
+
+def _plan(field_def: Any, info_class: type[Info]) -> Plan | None:
     definition = (field_def.extensions or {}).get("strawberry-definition")
     if definition is None or field_def.args or definition.extensions:
         return None
     kind, non_null, target = _completion(field_def.type)
+    resolver = definition.base_resolver
+    if resolver is not None and kind == LEAF and \
+            getattr(resolver.wrapped_func, "__func__", None) is _NODE_ID \
+            and _no_exception_handlers(field_def.resolve):
+        # relay's `id`: GlobalID(parent type's name, the id attribute), read directly
+        return Plan(NODE_ID, non_null, target, definition.python_name, None, definition,
+                    field_def, _lazy_info_class(info_class))
     if definition.base_resolver is not None:
         # A resolver with no arguments and no field extension (no permission class):
         # called as strawberry calls it, without its argument conversion and wrappers.
         if definition.arguments or field_def.resolve is None \
                 or not _no_exception_handlers(field_def.resolve):
             return None
+        resolver = definition.base_resolver
         return Plan(kind, non_null, target, definition.python_name, None, definition,
-                    field_def)
+                    field_def, _lazy_info_class(info_class), _call_of(definition),
+                    resolver.self_parameter is not None,
+                    tuple(p.name for p in (resolver.parent_parameter, resolver.root_parameter)
+                          if p is not None),
+                    resolver.info_parameter.name if resolver.info_parameter else None)
     if not getattr(field_def.resolve, "_is_default", False) or kind == OTHER:
         return None
     return Plan(kind, non_null, target, definition.python_name, definition.default_resolver,
                 None, field_def)
 
 
-def _plans(parent_type: GraphQLObjectType) -> dict[str, Plan]:
+def _plans(parent_type: GraphQLObjectType, info_class: type[Info]) -> dict[str, Plan]:
     plans: dict[str, Plan] | None = parent_type.__dict__.get(_PLANS)
     if plans is None:
         plans = {name: plan for name, field_def in parent_type.fields.items()
-                 if (plan := _plan(field_def)) is not None}
+                 if (plan := _plan(field_def, info_class)) is not None}
         parent_type.__dict__[_PLANS] = plans
     return plans
+
+
+def _node_id(plan: Plan, parent_type: GraphQLObjectType, source: Any) -> str | None:
+    """relay's `id` as strawberry's resolver and the ID scalar would give it, or None when
+    it is not the plain case (the resolver then runs as usual)."""
+    attr = _id_attr(type(source))
+    if attr is None:
+        return None
+    key = getattr(source, attr, None)
+    if key is None:
+        return None
+    try:
+        serialized = plan.target(relay.GlobalID(type_name=parent_type.name, node_id=str(key)))
+    except Exception:
+        return None
+    return serialized if isinstance(serialized, str) else None
 
 
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
@@ -124,7 +235,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 or parent_type is self.schema.subscription_type:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set,
                                           position_context)
-        plans = _plans(parent_type)
+        plans = parent_type.__dict__.get(_PLANS) or _plans(
+            parent_type, self.schema._strawberry_schema.config.info_class)  # type: ignore[attr-defined]
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
@@ -132,6 +244,33 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             for response_name, details in grouped_field_set.items():
                 plan = plans.get(details[0].node.name.value)
                 result: Any = Undefined
+                if plan is not None:
+                    if plan.kind == LEAF and plan.resolver is None:
+                        # an attribute's scalar, the commonest field: no path unless it fails
+                        try:
+                            value = plan.get(source_value, plan.attr)
+                        except Exception:
+                            value = Undefined
+                        if value is Undefined:
+                            pass
+                        elif value is not None:
+                            try:
+                                serialized = plan.target(value)
+                            except Exception:
+                                serialized = None
+                            if serialized is not None:
+                                results[response_name] = serialized
+                                continue
+                        elif not plan.non_null:
+                            results[response_name] = None
+                            continue
+                        plan = None  # not the plain case: graphql-core's own path
+                    elif plan.kind == NODE_ID:
+                        node_id = _node_id(plan, parent_type, source_value)
+                        if node_id is not None:
+                            results[response_name] = node_id
+                            continue
+                        plan = None  # not the plain case: graphql-core's own path
                 if plan is not None:
                     field_path = Path(path, response_name, parent_type.name)
                     try:
@@ -144,9 +283,6 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     except Exception as error:
                         self.handle_field_error(error, plan.field_def.type, details, field_path)
                         result = None
-                    if plan.kind == LEAF and plan.resolver is None and result is not Undefined:
-                        results[response_name] = result  # an attribute's scalar: not awaitable
-                        continue
                 if result is Undefined:  # not a plain case: graphql-core's own path
                     result = self.execute_field(parent_type, source_value, details,
                                                 Path(path, response_name, parent_type.name),
@@ -178,23 +314,22 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                  path: Path, position_context: Any) -> Any:
         """What `execute_field` does for a resolver without arguments, minus strawberry's
         argument conversion and extension chain (there is nothing to convert or chain)."""
-        definition, field_def = plan.resolver, plan.field_def
-        info = self.build_resolve_info(field_def, to_nodes(details), parent_type, path)
-        resolver = definition.base_resolver
-        args: list[Any] = [source] if resolver.self_parameter else []
-        kwargs: dict[str, Any] = {}
-        for parameter in (resolver.parent_parameter, resolver.root_parameter):
-            if parameter is not None:
-                kwargs[parameter.name] = source
-        if resolver.info_parameter is not None:
-            info_class: type[Info] = self.schema._strawberry_schema.config.info_class  # type: ignore[attr-defined]
-            kwargs[resolver.info_parameter.name] = info_class(_raw_info=info, _field=definition)
-        result = definition.get_result(source, info=None, args=args, kwargs=kwargs)
+        field_def = plan.field_def
+        kwargs: dict[str, Any] = {name: source for name in plan.source_names}
+        lazy: Any = None
+        if plan.info_name is not None:
+            lazy = kwargs[plan.info_name] = plan.info_class(self, field_def, details,
+                                                            parent_type, path, plan.resolver)
+        result = plan.call(source, **kwargs) if plan.self_arg else plan.call(**kwargs)
         if self.is_awaitable(result):
+            info = lazy._raw_info if lazy is not None else self.build_resolve_info(
+                field_def, to_nodes(details), parent_type, path)
             return self.complete_awaitable_value(field_def.type, details, info, path, result,
                                                  position_context)
         completed = self._complete(plan, result, details, path, position_context)
         if completed is Undefined:  # not a plain value: graphql-core completes it
+            info = lazy._raw_info if lazy is not None else self.build_resolve_info(
+                field_def, to_nodes(details), parent_type, path)
             completed = self.complete_value(field_def.type, details, info, path, result,
                                             position_context)
         return self._guard(completed, details, path)
@@ -223,16 +358,15 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         if kind == OBJECT:
             if is_type_of is not None and not is_type_of(value, None):
                 return Undefined
-            return self._guard(self.collect_and_execute_subfields(
-                target, details, path, value, position_context), details, path)
+            return self._guard(self._subfields(target, details, path, value, position_context),
+                               details, path)
         if type(value) is not list and type(value) is not tuple:
             return Undefined
         for item in value:
             if item is None or (is_type_of is not None and not is_type_of(item, None)):
                 return Undefined
-        completed = [self.collect_and_execute_subfields(target, details, Path(path, i, None),
-                                                        item, position_context)
-                     for i, item in enumerate(value)]
+        completed = [self._subfields(target, details, Path(path, i, None), item,
+                                     position_context) for i, item in enumerate(value)]
         pending = [i for i, c in enumerate(completed) if self.is_awaitable(c)]
         if not pending:
             return completed
@@ -244,6 +378,16 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return completed
 
         return self._guard(gather(), details, path)
+
+    def _subfields(self, target: GraphQLObjectType, details: Any, path: Path, value: Any,
+                   position_context: Any) -> Any:
+        """`collect_and_execute_subfields` without its two layers of incremental-delivery
+        dispatch when there is nothing deferred (what those layers then do)."""
+        grouped_field_set, new_defer_usages, _ = self.collect_subfields(target, details)
+        if new_defer_usages or position_context is not None:
+            return self.collect_and_execute_subfields(target, details, path, value,
+                                                      position_context)
+        return self.execute_fields(target, value, path, grouped_field_set, None)
 
     def _guard(self, result: Any, details: Any, path: Path) -> Any:
         """An awaitable result fails like graphql-core's: on the field's own type and path."""

@@ -34,6 +34,7 @@ from schema.members import (
     UpdateMemberPayload,
     ViewerType,
 )
+from schema.program import TierType
 from schema.relay import decode_cursor, node_id, page_size
 
 PROFILE_READERS = (Role.ADMIN, Role.AGENT, Role.INTEGRATION)
@@ -67,6 +68,7 @@ async def _with_loaded(info: strawberry.Info, members: list[MemberType],
     """Load the tiers and the balances of all `members` at once when the selection will
     ask for them, so that their fields answer without a task each (MemberType)."""
     tiers = await info.context.tiers() if selected & _NEEDS_TIERS else None
+    shared: dict[int, TierType] = {}
     if selected & _NEEDS_BALANCE:
         ids = [m.id for m in members]
         if len(ids) == 1:  # through the loader: other fields of the request may want it
@@ -74,8 +76,8 @@ async def _with_loaded(info: strawberry.Info, members: list[MemberType],
         else:  # a page: one query, without a future per member
             by_id = await balances(ids)
             found = [by_id[i] for i in ids]
-        return [m.with_loaded(b, tiers) for m, b in zip(members, found, strict=True)]
-    return [m.with_loaded(None, tiers) for m in members]
+        return [m.with_loaded(b, tiers, shared) for m, b in zip(members, found, strict=True)]
+    return [m.with_loaded(None, tiers, shared) for m in members]
 
 
 @strawberry.type

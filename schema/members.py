@@ -55,6 +55,8 @@ class MemberType(relay.Node):
     # (100 tasks on a staff page of 50 members; README, Performance).
     _balance: strawberry.Private[Balance | None] = None
     _tiers: strawberry.Private[Sequence[Tier] | None] = None
+    #: the page's TierType per tier id, shared by its members (built once per tier)
+    _tier_types: strawberry.Private[dict[int, TierType] | None] = None
 
     @classmethod
     def from_domain(cls, m: Member) -> MemberType:
@@ -64,8 +66,11 @@ class MemberType(relay.Node):
             referral_code=m.referral_code, _member=m,
         )
 
-    def with_loaded(self, balance: Balance | None, tiers: Sequence[Tier] | None) -> MemberType:
-        self._balance, self._tiers = balance, tiers
+    def with_loaded(self, balance: Balance | None, tiers: Sequence[Tier] | None,
+                    tier_types: dict[int, TierType] | None = None) -> MemberType:
+        """`tier_types`: a dict the members of one page share, so that each tier's
+        TierType is built once per page, not once per member."""
+        self._balance, self._tiers, self._tier_types = balance, tiers, tier_types
         return self
 
     @strawberry.field
@@ -83,9 +88,15 @@ class MemberType(relay.Node):
         return self._tier_later(info)  # type: ignore[return-value]
 
     def _tier_of(self, tiers: Sequence[Tier]) -> TierType | None:
+        shared = self._tier_types
+        if shared is not None and (found := shared.get(self._member.tier_id or 0)):
+            return found
         current = next((t for t in tiers if t.id == self._member.tier_id), None)
         current = current or tier_for(0, tiers)
-        return TierType.from_domain(current) if current else None
+        tier = TierType.from_domain(current) if current else None
+        if shared is not None and tier is not None:
+            shared[self._member.tier_id or 0] = tier
+        return tier
 
     async def _tier_later(self, info: strawberry.Info) -> TierType | None:
         return self._tier_of(await info.context.tiers())

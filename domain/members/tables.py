@@ -7,6 +7,7 @@ a tag appears once per member; a refresh token hash is unique.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import lru_cache
 from typing import Any
 
 from tortoise import fields
@@ -57,22 +58,37 @@ MEMBER_COLUMNS = ("id", "email", "password_hash", "name", "external_id", "status
                   "tier_valid_until")
 
 
+_STATUSES: dict[Any, MemberStatus] = {**{s.value: s for s in MemberStatus},
+                                      **{s: s for s in MemberStatus}}
+#: the eight consents there are (frozen values, so shared): cheaper than building one per row
+_CONSENTS = {(e, s, p): MarketingConsent(e, s, p)
+             for e in (False, True) for s in (False, True) for p in (False, True)}
+
+
+@lru_cache(maxsize=1024)
+def _tags(raw: str | bytes) -> tuple[str, ...]:
+    """The tags column's JSON text as a tuple (members share a handful of tag sets)."""
+    return tuple(sql.decoded(raw) or ())
+
+
 def member_of(row: Mapping[str, Any]) -> Member:
     """A member from a model's attributes or from a plain row of `member` (MEMBER_COLUMNS;
-    domain.members.queries), whichever the driver typed its values as."""
+    domain.members.queries), whichever the driver typed its values as. A page of members
+    goes through here once per row, hence the shared statuses, consents and tag tuples."""
+    tags = row["tags"]
     return Member(
         id=row["id"],
         email=row["email"],
         name=row["name"],
         external_id=row["external_id"],
-        status=MemberStatus(row["status"]),
+        status=_STATUSES[row["status"]],
         joined_at=sql.dt(row["joined_at"]),  # type: ignore[arg-type]
         birthday=sql.day(row["birthday"]),
-        tags=tuple(sql.decoded(row["tags"]) or ()),
+        tags=_tags(tags) if isinstance(tags, (str, bytes)) else tuple(tags or ()),
         referral_code=row["referral_code"],
         referred_by_id=row["referred_by_id"],
-        consent=MarketingConsent(bool(row["consent_email"]), bool(row["consent_sms"]),
-                                 bool(row["consent_push"])),
+        consent=_CONSENTS[bool(row["consent_email"]), bool(row["consent_sms"]),
+                          bool(row["consent_push"])],
         consent_updated_at=sql.dt(row["consent_updated_at"]),
         tier_id=row["tier_id"],
         tier_valid_until=sql.dt(row["tier_valid_until"]),

@@ -73,6 +73,33 @@ class Thing(relay.Node):
 class Other:
     x: int = 1
 
+    @strawberry.field
+    def where(self, info: strawberry.Info) -> str:  # reads its (lazily built) info
+        return f"{info.path.key}/{info.path.prev.key if info.path.prev else '-'}:" \
+               f"{info.field_name}:{info._raw_info.parent_type.name}:{info.return_type}"
+
+
+@strawberry.type
+class Custom(relay.Node):
+    """A node that names its own ids: relay's id is not the plain case."""
+
+    id: relay.NodeID[int]
+
+    @classmethod
+    def resolve_id(cls, root: Custom, *, info: strawberry.Info) -> str:
+        return f"custom-{root.id}"
+
+
+class Fragile(Other):
+    """An Other whose attribute raises when read."""
+
+    def __init__(self) -> None:  # x is the property below, not a stored value
+        pass
+
+    @property  # type: ignore[misc]
+    def x(self) -> int:  # type: ignore[override]
+        raise ValueError("fragile")
+
 
 def _leaf(name: str, **kw: Any) -> Leaf:
     values: dict[str, Any] = {"name": name, "n": 1, "must": 2, "colour": Colour.RED,
@@ -100,6 +127,19 @@ class Query:
                      leaves=[Other()], maybe_leaves=[])  # type: ignore[list-item]
 
     @strawberry.field
+    def others(self) -> list[Other | None]:
+        return [Other(), Fragile(), Other(x=None)]  # type: ignore[arg-type]
+
+    @strawberry.field
+    def custom(self) -> Custom:
+        return Custom(id=5)
+
+    @strawberry.field
+    def nameless(self) -> Thing | None:
+        return Thing(id=None, leaf=None, must_leaf=_leaf("b"), leaves=[],  # type: ignore[arg-type]
+                     maybe_leaves=None)
+
+    @strawberry.field
     async def slow(self) -> list[Thing]:
         return [self.fine(), Thing(id=4, leaf=None, must_leaf=_leaf("z", must=None),
                                    leaves=[], maybe_leaves=None)]
@@ -120,6 +160,9 @@ OPERATIONS = [
     "{ slow { id leaf { name laterBoom } mustLeaf { must } } }",
     "{ slow { leaves { later } a: leaf { name } b: leaf { n twice } } }",
     "{ fine { leaf { laterBoom } leaves { ... on Leaf { name later } } } }",
+    "{ others { x where } custom { id } }",
+    "{ nameless { id leaf { name } } }",
+    "{ a: others { where } b: others { w: where } }",
 ]
 
 
