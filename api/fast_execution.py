@@ -50,6 +50,10 @@ from strawberry.types.fields.resolver import StrawberryResolver
 from strawberry.types.info import Info
 
 LEAF, OBJECT, OBJECTS, OTHER, NODE_ID = 1, 2, 3, 4, 5
+#: On a source object: {python field name: value} of resolver fields whose values a list
+#: resolver already computed for a whole page (what the resolver would return, not an
+#: awaitable); such a field is answered from it without calling its resolver.
+RESOLVED = "_resolved_fields"
 _PLANS = "_loyalgraph_fast_plans"
 
 
@@ -315,6 +319,13 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         """What `execute_field` does for a resolver without arguments, minus strawberry's
         argument conversion and extension chain (there is nothing to convert or chain)."""
         field_def = plan.field_def
+        resolved = getattr(source, RESOLVED, None)
+        if resolved is not None and plan.attr in resolved:
+            # a list resolver already computed this field's value for the whole page
+            result = resolved[plan.attr]
+            completed = self._complete(plan, result, details, path, position_context)
+            if completed is not Undefined:
+                return self._guard(completed, details, path)
         kwargs: dict[str, Any] = {name: source for name in plan.source_names}
         lazy: Any = None
         if plan.info_name is not None:

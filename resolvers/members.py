@@ -136,8 +136,9 @@ class MemberQueries:
             info.context.loaders.member.prime(m.id, m)
         connection = MemberConnection.build(page, MemberType.from_domain, lambda m: m.id,
                                             after_key)
-        await _with_loaded(info, [e.node for e in connection.edges],
-                           selected_names(info, "edges", "node"))
+        selected = selected_names(info, "edges", "node")
+        for member in await _with_loaded(info, [e.node for e in connection.edges], selected):
+            member.resolve_early(selected)
         return connection
 
 

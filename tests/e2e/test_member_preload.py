@@ -73,3 +73,30 @@ async def test_me_and_the_viewers_member_are_loaded_up_front(
       viewer { member { tierProgress { qualifyingPoints } } } }""", None, token)
     assert data == {"me": {"tier": {"name": "Gold"}, "points": {"available": 200}},
                     "viewer": {"member": {"tierProgress": {"qualifyingPoints": 200}}}}
+
+
+
+async def test_a_pages_tiers_and_points_are_read_not_resolved(
+        gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # The page computes them once (MemberType.resolve_early) and the executor reads them
+    # instead of calling the resolvers; what it reads is what the resolvers return.
+    await _program()
+    admin = gql.token(Role.ADMIN)
+    early = await gql.ok(PLAIN, None, admin)
+    original = MemberType.resolve_early
+    monkeypatch.setattr(MemberType, "resolve_early", lambda self, names: self)
+    assert await gql.ok(PLAIN, None, admin) == early  # the resolvers' own answer
+
+    def marked(self: MemberType, names: frozenset[str]) -> MemberType:
+        original(self, names)
+        assert self._resolved_fields is not None
+        tier = self._resolved_fields["tier"]
+        self._resolved_fields["tier"] = type(tier)(
+            id=tier.id, name="EARLY", rank=tier.rank, threshold=tier.threshold,
+            earn_multiplier=tier.earn_multiplier, benefits=tier.benefits,
+            support_priority=tier.support_priority)
+        return self
+
+    monkeypatch.setattr(MemberType, "resolve_early", marked)
+    data = await gql.ok(PLAIN, None, admin)
+    assert [e["node"]["tier"]["name"] for e in data["members"]["edges"]] == ["EARLY"] * 3
