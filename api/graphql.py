@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -31,10 +32,10 @@ from strawberry.extensions import (
     ParserCache,
     QueryDepthLimiter,
     SchemaExtension,
-    ValidationCache,
 )
 from strawberry.relay.types import GlobalIDValueError
 from strawberry.schema.config import StrawberryConfig
+from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionContext, ExecutionResult
 from tortoise.exceptions import ValidationError as OrmValidationError
 
@@ -119,6 +120,46 @@ class OperationLimits(SchemaExtension):
         yield
 
 
+class ValidationsByDocument:
+    """Validation results of the last `maxsize` documents, keyed by the parsed document's
+    identity. ParserCache hands out the same DocumentNode for the same query text;
+    strawberry's ValidationCache keys its lru_cache on the document's value instead, and a
+    graphql-core node hashes its whole subtree, uncached, on every request (about 70 node
+    hashes for a home screen, more than the rest of validation costs once cached)."""
+
+    def __init__(self, maxsize: int) -> None:
+        self.maxsize = maxsize
+        self._results: OrderedDict[tuple[int, int, tuple[Any, ...]],
+                                   tuple[Any, list[GraphQLError]]] = OrderedDict()
+
+    def validate(self, schema: Any, document: Any, rules: tuple[Any, ...]) -> list[GraphQLError]:
+        key = (id(schema), id(document), tuple(rules))
+        found = self._results.get(key)
+        if found is not None and found[0] is document:  # the same document, still alive
+            self._results.move_to_end(key)
+            return found[1]
+        errors = validate_document(schema, document, rules)
+        # the document is kept with its result, so its id cannot be reused meanwhile
+        self._results[key] = (document, errors)
+        if len(self._results) > self.maxsize:
+            self._results.popitem(last=False)
+        return errors
+
+
+class ValidationByDocument(SchemaExtension):
+    """ValidationCache over `ValidationsByDocument` (one instance per operation, one shared
+    store)."""
+
+    def __init__(self, validations: ValidationsByDocument) -> None:
+        self.validations = validations
+
+    def on_validate(self) -> Iterator[None]:
+        context = self.execution_context
+        context.pre_execution_errors = self.validations.validate(
+            context.schema._schema, context.graphql_document, context.validation_rules)
+        yield
+
+
 class LoyaltyExecutionContext(SharedEventExecutionContext, FastExecutionContext):
     """How every operation executes: plain fields the short way (api.fast_execution), and a
     subscription event shared by many subscribers (resolvers.fanout.share) once per
@@ -127,18 +168,19 @@ class LoyaltyExecutionContext(SharedEventExecutionContext, FastExecutionContext)
 
 def build_schema(settings: Settings) -> strawberry.Schema:
     # The rules are built once. QueryDepthLimiter and MaxAliasesLimiter create a new rule
-    # class per instance, and ValidationCache keys on the rule classes: with an instance
+    # class per instance, and the validation cache keys on the rule classes: with an instance
     # per operation every request missed the cache and was validated in full (most of
     # the time of `{ __typename }`; README, Performance).
     rules = (*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
              *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
     if not settings.introspection:
         rules += tuple(DisableIntrospection().validation_rules)
+    validations = ValidationsByDocument(maxsize=512)
     # Factories, so that every operation gets fresh extension instances.
     extensions: list[Any] = [
         lambda: OperationLimits(rules, settings.max_tokens),
         lambda: ParserCache(maxsize=512),
-        lambda: ValidationCache(maxsize=512),
+        lambda: ValidationByDocument(validations),
     ]
     return LoyaltySchema(
         query=Query,
