@@ -294,7 +294,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                     if result is Undefined:
                         continue
                 results[response_name] = result
-                if is_awaitable(result):
+                if type(result) is not dict and is_awaitable(result):  # (an object's result)
                     awaitable_fields.append(response_name)
         except Exception:
             if awaitable_fields:
@@ -378,7 +378,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return Undefined
         completed = [self._subfields(target, details, Path(path, i, None), item,
                                      position_context) for i, item in enumerate(value)]
-        pending = [i for i, c in enumerate(completed) if self.is_awaitable(c)]
+        pending = [i for i, c in enumerate(completed)
+                   if type(c) is not dict and self.is_awaitable(c)]
         if not pending:
             return completed
 
@@ -402,7 +403,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def _guard(self, result: Any, details: Any, path: Path) -> Any:
         """An awaitable result fails like graphql-core's: on the field's own type and path."""
-        if not self.is_awaitable(result):
+        if type(result) is dict or not self.is_awaitable(result):  # a dict: done already
             return result
         parent_type = self.schema.get_type(path.typename) if path.typename else None
         assert isinstance(parent_type, GraphQLObjectType)
