@@ -86,13 +86,14 @@ async def invalidate_catalogue(cache: Any) -> None:
     await cache.incr(CATALOGUE_VERSION, 1)
 
 
-#: The tier ladder is kept by each process under this version; createTier and updateTier
-#: bump it (see api.context.Context.tiers).
-TIERS_VERSION = "tiers:version"
+#: The program's settings, its tier ladder and its earning campaigns are kept by each process
+#: under this version; updateProgram, createTier, updateTier and createCampaign bump it (see
+#: api.context.Context.tiers / program / campaigns).
+PROGRAM_VERSION = "program:version"
 
 
-async def invalidate_tiers(cache: Any) -> None:
-    await cache.incr(TIERS_VERSION, 1)
+async def invalidate_program(cache: Any) -> None:
+    await cache.incr(PROGRAM_VERSION, 1)
 
 
 async def publish_job_report(ctx: Any, cache: Any, report: Any) -> None:
