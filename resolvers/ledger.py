@@ -109,6 +109,8 @@ class LedgerMutations:
             return RecordPurchasePayload(purchase=None, member=None, entries=[],
                                          user_errors=user_errors(e))
         assert outcome.purchase is not None
+        if outcome.member is not None:  # as read under the lock: not read again
+            info.context.loaders.member.prime(member_id, outcome.member)
         return RecordPurchasePayload(
             purchase=PurchaseType.from_domain(outcome.purchase),
             member=await _member(info, member_id),

@@ -33,6 +33,7 @@ from domain.ledger.model import (
     chain_hash,
 )
 from domain.ledger.values import Entry
+from domain.members.tables import MEMBER_COLUMNS
 from domain.webhooks import payloads as webhook_events
 from domain.webhooks.outbox import Event
 
@@ -43,6 +44,7 @@ REFUND_OF_SPEND_KINDS = frozenset({EntryKind.REDEMPTION_REFUND, EntryKind.EXCHAN
 _BALANCE_COLUMNS = ("id, member_id, available, pending, lifetime_earned, lifetime_spent, expired, "
                     "qualifying_points, qualifying_until, version, last_seq, last_hash")
 _BALANCE_OF_B = ", ".join(f"b.{c.strip()}" for c in _BALANCE_COLUMNS.split(","))
+_MEMBER_OF_M = ", ".join(f"m.{c}" for c in MEMBER_COLUMNS if c != "id")
 _LOT_COLUMNS = "id, remaining, available_at, expires_at, matured, purchase_id"
 # (The statements built with f-strings below put only these constants, placeholders and
 # FOR UPDATE into the text: every value goes in as a parameter.)
@@ -313,16 +315,18 @@ def _for_update() -> str:
     return "" if sql.is_sqlite() else " FOR UPDATE"
 
 
-async def lock_balance(member_id: int, *, with_member: bool = False
-                       ) -> dict[str, Any] | None:
+async def lock_balance(member_id: int, *, with_member: bool = False,
+                       whole_member: bool = False) -> dict[str, Any] | None:
     """The member's balance row, locked (PostgreSQL; SQLite serialises writers); with the
-    member's status and tier when asked (one statement instead of two). None when the
-    member has no balance row yet."""
-    if not with_member:
+    member's status and tier when asked (one statement instead of two), or its whole row
+    (`whole_member`: MEMBER_COLUMNS but `id`, which is the balance's; the member's is
+    `member_id`). None when the member has no balance row yet."""
+    if not (with_member or whole_member):
         return await sql.one(f"SELECT {_BALANCE_COLUMNS} FROM balance "  # noqa: S608
                              f"WHERE member_id = $1{_for_update()}", member_id)
     lock = "" if sql.is_sqlite() else " FOR UPDATE OF b"  # the balance, not the member
-    return await sql.one(f"SELECT {_BALANCE_OF_B}, m.status, m.tier_id "  # noqa: S608
+    columns = _MEMBER_OF_M if whole_member else "m.status, m.tier_id"
+    return await sql.one(f"SELECT {_BALANCE_OF_B}, {columns} "  # noqa: S608
                          "FROM balance b JOIN member m ON m.id = b.member_id "
                          f"WHERE b.member_id = $1{lock}", member_id)
 

@@ -93,14 +93,14 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
             return replayed
         raise
     at = utc(occurred_at)
-    written: dict[str, Purchase] = {}
+    written: dict[str, Any] = {}
 
     async def work() -> tuple[dict[str, Any], list[Book]]:
         written.clear()
         stored = await claim(idem)
         if stored is not None:
             return {**stored, "replayed": True}, []
-        member, book = await open_active_book(member_id, now)
+        member, book = await open_active_book(member_id, now, whole_member=True)
         # a member not yet placed on the ladder is on its entry tier (as the API shows it)
         ladder = list(tiers) if tiers is not None else await list_tiers()
         tier = next((t for t in ladder if t.id == member.tier_id), None) or tier_for(0, ladder)
@@ -142,10 +142,13 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
         result = {"entries": [e.id for e in entries], "purchase": purchase.id}
         await remember(idem, result)
         written["purchase"] = purchase
+        if not book.tier_changes:  # (a tier move changed the member row read)
+            written["member"] = member.row
         return result, [book]
 
     result, books, again = await run_once_idempotent(work)
-    return await outcome_of(result, books, again, purchase=written.get("purchase"))
+    return await outcome_of(result, books, again, purchase=written.get("purchase"),
+                            member=written.get("member"))
 
 
 async def refund_purchase(order_id: str, amount: Decimal | None, idem: Idempotency) -> Outcome:

@@ -1,6 +1,8 @@
-"""The program as a purchase sees it: its settings, tier ladder and campaigns are kept by
-each process under a version that every edit bumps (api.context), so an edit reaches the
-very next purchase, through the process that made it and (with Redis) through any other.
+"""What a purchase reads without asking the database again. The program (its settings,
+tier ladder and campaigns) is kept by each process under a version that every edit bumps
+(api.context), so an edit reaches the very next purchase, through the process that made it
+and (with Redis) through any other. The payload's member is the row read with the locked
+balance (domain.ledger.uow.open_active_book), unless the purchase moved its tier.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import pytest
 
 from api.cache import build_cache
 from api.settings import Settings
+from domain.access import Role
 from domain.ledger.campaigns import create_campaign as create_campaign_in_domain
 from domain.program.services import update_program
 from resolvers.events import invalidate_program
@@ -70,3 +73,32 @@ async def test_edits_through_another_process_reach_the_next_purchase(
 
     # then this process prices the next purchase with both at once
     assert earned(await purchase(gql, m, "o-2", "10")) == 60
+
+
+MEMBER = """id email name externalId status joinedAt birthday tags referralCode
+  marketingConsent { email sms push updatedAt } tier { name }
+  tierProgress { qualifyingPoints validUntil current { name } }
+  points { available pending lifetimeEarned }"""
+PURCHASE_SHOWING_MEMBER = f"""mutation($input: RecordPurchaseInput!) {{
+  recordPurchase(input: $input) {{ member {{ {MEMBER} }} userErrors {{ code }} }} }}"""
+READ_MEMBER = f"""query($id: ID!) {{ member(id: $id) {{ {MEMBER} }} }}"""
+
+
+async def test_a_purchase_shows_the_member_as_a_read_after_it_does(gql: GraphQLClient,
+                                                                   clock: Clock) -> None:
+    # given a member with every field set, on a ladder it will climb
+    await create_tier(gql, "Silver", 1, 0)
+    await create_tier(gql, "Gold", 2, 100)
+    m = await new_member(gql, "shown@example.com", name="Shown", externalId="crm-7",
+                         birthday="1990-05-01", tags=["vip"])
+
+    for order, amount in (("o-1", "10"), ("o-2", "200"), ("o-3", "10")):
+        # when a purchase is recorded (o-2 moves the member up to Gold)
+        data = await gql.ok(PURCHASE_SHOWING_MEMBER, {"input": {
+            "memberId": m.id, "orderId": order, "amount": amount,
+            "idempotencyKey": order}}, gql.token(Role.ADMIN))
+        shown = check(data["recordPurchase"])["member"]
+
+        # then its payload shows the member exactly as reading it afterwards does
+        assert shown == (await gql.as_admin(READ_MEMBER, {"id": m.id}))["member"], order
+    assert shown["tier"] == {"name": "Gold"}
