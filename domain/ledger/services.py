@@ -138,7 +138,8 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
             entries.append(await book.credit(
                 EntryKind.BONUS, bonus, reason=f"campaign: {campaign.name}"[:200],
                 qualifying=bonus, **lot))
-        await requalify(book, member, program.tier_window_days, upgrade=True, tiers=ladder)
+        await requalify(book, member, program.tier_window_days, upgrade=True, tiers=ladder,
+                        added=(total, at) if total > 0 else None)
         result = {"entries": [e.id for e in entries], "purchase": purchase.id}
         await remember(idem, result)
         written["purchase"] = purchase
