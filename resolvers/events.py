@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from domain.ledger.events import PointsChanged, TierChanged
+from domain.ledger.events import TierChanged
 from domain.ledger.values import Change
 from domain.members.events import MemberUpdated
 from domain.tickets.events import TicketEvent
@@ -48,14 +48,15 @@ async def publish_tier_changes(ctx: Any, changes: Iterable[TierChanged]) -> None
 
 
 async def publish_points_changed(ctx: Any, changes: Iterable[Change]) -> None:
-    """After commit: one event per member whose balance moved."""
+    """After commit: one event per member whose balance moved (a PointsChanged, as
+    `dataclasses.asdict` would give it: every write publishes one, so it is built by hand)."""
     for change in changes:
-        event = PointsChanged(member_id=change.member_id, sequence=change.balance.version,
-                              entry_ids=tuple(e.id for e in change.entries),
-                              balance=change.balance)
-        payload = {"type": "PointsChanged", **dataclasses.asdict(event)}
-        await ctx.broker.publish(points_channel(change.member_id), payload)
-        await ctx.broker.publish(ALL_POINTS_CHANNEL, payload)
+        payload = {"type": "PointsChanged", "member_id": change.member_id,
+                   "sequence": change.balance.version,
+                   "entry_ids": [e.id for e in change.entries],
+                   "balance": dict(vars(change.balance))}
+        await ctx.broker.publish_all((points_channel(change.member_id), ALL_POINTS_CHANNEL),
+                                     payload)
 
 
 # --- support tickets ----------------------------------------------------------------------
