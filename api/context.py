@@ -4,7 +4,9 @@ DataLoaders live here and are built fresh for each HTTP request and each subscri
 event, so nothing they cache ever outlives the operation that loaded it. The only things
 kept longer are process-wide copies of what nearly every request reads and few writes
 change, each under a version that every such write bumps through the shared cache (so
-every process sees it at once): the rewards catalogue and the tier ladder.
+every process sees it at once): the rewards catalogue, and the program (its settings, its
+tier ladder and its earning campaigns, all under one version: a purchase needs all three,
+and reads the version once).
 """
 
 from __future__ import annotations
@@ -25,12 +27,15 @@ from api.settings import Settings
 from api.throttle import Throttle
 from domain import clock
 from domain.access import Principal
+from domain.ledger.campaigns import Campaign, all_campaigns
 from domain.ledger.queries import balances, entries_pages, entry_counts, expiring_soon
 from domain.ledger.values import Balance
 from domain.members.model import Member
 from domain.members.services import get_members_by_ids
 from domain.partners.model import Partner
 from domain.partners.services import partners_by_ids, stale_counts
+from domain.program.model import ProgramSettings
+from domain.program.services import get_program
 from domain.rewards.model import Ineligibility, Reward, ineligibility
 from domain.rewards.queries import held_units, redemption_counts, redemptions_pages
 from domain.rewards.services import all_rewards, rewards_by_ids
@@ -39,7 +44,7 @@ from domain.tickets.queries import message_counts, messages_pages, ticket_counts
 from domain.tickets.services import tickets_by_ids
 from domain.tiers.model import Tier, tier_for
 from domain.tiers.services import list_tiers
-from resolvers.events import CATALOGUE_VERSION, TIERS_VERSION, invalidate_catalogue
+from resolvers.events import CATALOGUE_VERSION, PROGRAM_VERSION, invalidate_catalogue
 
 
 async def _load_members(ids: list[int]) -> list[Member | None]:
@@ -123,7 +128,8 @@ class Loaders:
     three of them, and every subscription event gets a fresh set."""
 
     def __init__(self) -> None:
-        self._tiers: asyncio.Future[list[Tier]] | None = None
+        self._program_version: asyncio.Future[Any] | None = None
+        self._tiers: asyncio.Future[tuple[Tier, ...]] | None = None
 
     @cached_property
     def reward(self) -> DataLoader[int, Reward | None]:
@@ -208,8 +214,9 @@ class Services:
     coupon_throttle: Throttle
     #: The catalogue as last decoded by this process: (version, when, rewards).
     decoded_catalogue: tuple[Any, float, tuple[Reward, ...]] | None = None
-    #: The tier ladder as last read by this process: (version, when, tiers).
-    decoded_tiers: tuple[Any, float, tuple[Tier, ...]] | None = None
+    #: The program as last read by this process, per part ("tiers", "settings",
+    #: "campaigns"): (version, when, value).
+    decoded_program: dict[str, tuple[Any, float, Any]] = field(default_factory=dict)
     #: What recent subscription events read, shared by their subscribers (resolvers.ledger).
     event_rows: dict[Any, Any] = field(default_factory=dict)
 
@@ -240,21 +247,35 @@ class Context:
     async def tiers(self) -> list[Tier]:
         # One read per operation, however many resolvers ask at the same time.
         if self.loaders._tiers is None:
-            self.loaders._tiers = asyncio.ensure_future(self._shared_tiers())
+            self.loaders._tiers = asyncio.ensure_future(
+                self._of_program("tiers", _tuple_of(list_tiers)))
         return list(await self.loaders._tiers)
 
-    async def _shared_tiers(self) -> list[Tier]:
-        """The ladder, from this process's copy while its version is current: nearly every
-        request shows a tier, and the ladder changes only through createTier/updateTier,
-        which bump the version (shared through the cache, so every process sees it)."""
-        version = await self.services.cache.get(TIERS_VERSION) or 0
-        memo = self.services.decoded_tiers
+    async def program(self) -> ProgramSettings:
+        """The program's settings (see `_of_program`)."""
+        return await self._of_program("settings", get_program)  # type: ignore[no-any-return]
+
+    async def campaigns(self) -> tuple[Campaign, ...]:
+        """Every earning campaign, oldest first (see `_of_program`)."""
+        return await self._of_program("campaigns", _tuple_of(all_campaigns))  # type: ignore[no-any-return]
+
+    async def _of_program(self, part: str, load: Callable[[], Awaitable[Any]]) -> Any:
+        """A part of the program, from this process's copy while the program's version is
+        current: nearly every request shows a tier and every purchase needs the settings
+        and the campaigns, and they change only through updateProgram, createTier,
+        updateTier and createCampaign, which bump the version (shared through the cache,
+        so every process sees it; read once per operation). Parts are immutable values."""
+        if self.loaders._program_version is None:
+            self.loaders._program_version = asyncio.ensure_future(
+                self.services.cache.get(PROGRAM_VERSION))
+        version = await self.loaders._program_version or 0
+        memo = self.services.decoded_program.get(part)
         if memo is not None and memo[0] == version and \
                 time.monotonic() - memo[1] < CATALOGUE_MEMO_SECONDS:
-            return list(memo[2])
-        tiers = await list_tiers()
-        self.services.decoded_tiers = (version, time.monotonic(), tuple(tiers))
-        return tiers
+            return memo[2]
+        value = await load()
+        self.services.decoded_program[part] = (version, time.monotonic(), value)
+        return value
 
     async def catalogue(self) -> list[Reward]:
         """The whole rewards catalogue, from the shared cache when it is there.
@@ -334,6 +355,13 @@ class Context:
         """Forget everything loaded so far: called before each subscription event."""
         self.loaders = Loaders()
         self._catalogue = None
+
+
+def _tuple_of(load: Callable[[], Awaitable[list[Any]]]) -> Callable[[], Awaitable[tuple[Any, ...]]]:
+    async def loaded() -> tuple[Any, ...]:
+        return tuple(await load())
+
+    return loaded
 
 
 CATALOGUE_TTL = 600.0

@@ -172,6 +172,7 @@ class MemberBuilder:
             id=self.ids.take("balance"), member_id=member_id, **self.balance,
             qualifying_until=(min(self.qualifying_dates) + timedelta(days=365)
                               if self.qualifying_dates else None),
+            qualifying_window=365,  # the program's tier_window_days
             version=self.seq, last_seq=self.seq, last_hash=self.last_hash))
         self.batch.rows.setdefault(LotRow, []).extend(self.lots)
 

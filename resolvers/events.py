@@ -8,7 +8,7 @@ import logging
 from collections.abc import Iterable
 from typing import Any
 
-from domain.ledger.events import PointsChanged, TierChanged
+from domain.ledger.events import TierChanged
 from domain.ledger.values import Change
 from domain.members.events import MemberUpdated
 from domain.tickets.events import TicketEvent
@@ -48,14 +48,15 @@ async def publish_tier_changes(ctx: Any, changes: Iterable[TierChanged]) -> None
 
 
 async def publish_points_changed(ctx: Any, changes: Iterable[Change]) -> None:
-    """After commit: one event per member whose balance moved."""
+    """After commit: one event per member whose balance moved (a PointsChanged, as
+    `dataclasses.asdict` would give it: every write publishes one, so it is built by hand)."""
     for change in changes:
-        event = PointsChanged(member_id=change.member_id, sequence=change.balance.version,
-                              entry_ids=tuple(e.id for e in change.entries),
-                              balance=change.balance)
-        payload = {"type": "PointsChanged", **dataclasses.asdict(event)}
-        await ctx.broker.publish(points_channel(change.member_id), payload)
-        await ctx.broker.publish(ALL_POINTS_CHANNEL, payload)
+        payload = {"type": "PointsChanged", "member_id": change.member_id,
+                   "sequence": change.balance.version,
+                   "entry_ids": [e.id for e in change.entries],
+                   "balance": dict(vars(change.balance))}
+        await ctx.broker.publish_all((points_channel(change.member_id), ALL_POINTS_CHANNEL),
+                                     payload)
 
 
 # --- support tickets ----------------------------------------------------------------------
@@ -86,13 +87,14 @@ async def invalidate_catalogue(cache: Any) -> None:
     await cache.incr(CATALOGUE_VERSION, 1)
 
 
-#: The tier ladder is kept by each process under this version; createTier and updateTier
-#: bump it (see api.context.Context.tiers).
-TIERS_VERSION = "tiers:version"
+#: The program's settings, its tier ladder and its earning campaigns are kept by each process
+#: under this version; updateProgram, createTier, updateTier and createCampaign bump it (see
+#: api.context.Context.tiers / program / campaigns).
+PROGRAM_VERSION = "program:version"
 
 
-async def invalidate_tiers(cache: Any) -> None:
-    await cache.incr(TIERS_VERSION, 1)
+async def invalidate_program(cache: Any) -> None:
+    await cache.incr(PROGRAM_VERSION, 1)
 
 
 async def publish_job_report(ctx: Any, cache: Any, report: Any) -> None:

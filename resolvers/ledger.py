@@ -20,6 +20,7 @@ from domain.ledger.values import Balance, Idempotency, Outcome
 from domain.members.services import get_members_by_ids
 from resolvers.events import (
     ALL_POINTS_CHANNEL,
+    invalidate_program,
     points_channel,
     publish_job_report,
     publish_points_changed,
@@ -102,11 +103,14 @@ class LedgerMutations:
                     "op": "recordPurchase", "member": member_id, "order": input.order_id,
                     "amount": str(input.amount), "currency": input.currency,
                     "occurredAt": input.occurred_at.isoformat() if input.occurred_at else None,
-                }), tiers=await info.context.tiers()))
+                }), tiers=await info.context.tiers(), program=await info.context.program(),
+                campaigns=await info.context.campaigns()))
         except DomainError as e:
             return RecordPurchasePayload(purchase=None, member=None, entries=[],
                                          user_errors=user_errors(e))
         assert outcome.purchase is not None
+        if outcome.member is not None:  # as read under the lock: not read again
+            info.context.loaders.member.prime(member_id, outcome.member)
         return RecordPurchasePayload(
             purchase=PurchaseType.from_domain(outcome.purchase),
             member=await _member(info, member_id),
@@ -194,6 +198,7 @@ class LedgerMutations:
                                       input.starts_at, input.ends_at, tier_ids)
         except DomainError as e:
             return CreateCampaignPayload(campaign=None, user_errors=user_errors(e))
+        await invalidate_program(info.context.services.cache)
         return CreateCampaignPayload(campaign=CampaignType(
             id=strawberry.ID(global_id("Campaign", c.id)), name=c.name,
             multiplier=c.multiplier, bonus_points=c.bonus_points, starts_at=c.starts_at,

@@ -9,7 +9,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.program import services as program_services
 from domain.tiers import services as tier_services
 from domain.tiers.model import TierDraft
-from resolvers.events import invalidate_tiers
+from resolvers.events import invalidate_program
 from resolvers.inputs import given_fields
 from resolvers.permissions import require
 from schema.errors import user_errors
@@ -58,6 +58,7 @@ class ProgramMutations:
             program = await program_services.update_program(changes)
         except DomainError as e:
             return UpdateProgramPayload(program=None, user_errors=user_errors(e))
+        await invalidate_program(info.context.services.cache)
         return UpdateProgramPayload(program=ProgramType.from_domain(program), user_errors=[])
 
     @strawberry.mutation(description="Add a rung to the tier ladder (ADMIN).")
@@ -71,7 +72,7 @@ class ProgramMutations:
             ))
         except DomainError as e:
             return TierPayload(tier=None, user_errors=user_errors(e))
-        await invalidate_tiers(info.context.services.cache)
+        await invalidate_program(info.context.services.cache)
         return TierPayload(tier=TierType.from_domain(tier), user_errors=[])
 
     @strawberry.mutation(description="Change a tier (ADMIN).")
@@ -85,5 +86,5 @@ class ProgramMutations:
                                                                 set(TIER_FIELDS)))
         except DomainError as e:
             return TierPayload(tier=None, user_errors=user_errors(e))
-        await invalidate_tiers(info.context.services.cache)
+        await invalidate_program(info.context.services.cache)
         return TierPayload(tier=TierType.from_domain(tier), user_errors=[])

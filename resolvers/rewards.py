@@ -188,8 +188,8 @@ class RewardMutations:
 
 
 async def _after(info: strawberry.Info, done: services.RedemptionOutcome) -> None:
-    """After commit: stock moved, so the catalogue is stale; the balance moved, so tell."""
-    if not done.outcome.replayed:
+    """After commit: if stock moved, the catalogue is stale; the balance moved, so tell."""
+    if not done.outcome.replayed and done.stock_moved:
         await info.context.invalidate_catalogue()
     await publish_points_changed(info.context, done.outcome.changes)
     for change in done.outcome.changes:

@@ -33,6 +33,7 @@ from domain.ledger.model import (
     chain_hash,
 )
 from domain.ledger.values import Entry
+from domain.members.tables import MEMBER_COLUMNS
 from domain.webhooks import payloads as webhook_events
 from domain.webhooks.outbox import Event
 
@@ -41,8 +42,10 @@ EARNING_KINDS = frozenset({EntryKind.EARN, EntryKind.BONUS, EntryKind.ADJUSTMENT
 REFUND_OF_SPEND_KINDS = frozenset({EntryKind.REDEMPTION_REFUND, EntryKind.EXCHANGE_REFUND})
 
 _BALANCE_COLUMNS = ("id, member_id, available, pending, lifetime_earned, lifetime_spent, expired, "
-                    "qualifying_points, qualifying_until, version, last_seq, last_hash")
+                    "qualifying_points, qualifying_until, qualifying_window, version, last_seq, "
+                    "last_hash")
 _BALANCE_OF_B = ", ".join(f"b.{c.strip()}" for c in _BALANCE_COLUMNS.split(","))
+_MEMBER_OF_M = ", ".join(f"m.{c}" for c in MEMBER_COLUMNS if c != "id")
 _LOT_COLUMNS = "id, remaining, available_at, expires_at, matured, purchase_id"
 # (The statements built with f-strings below put only these constants, placeholders and
 # FOR UPDATE into the text: every value goes in as a parameter.)
@@ -79,6 +82,7 @@ class BalanceState:
     expired: int = 0
     qualifying_points: int = 0
     qualifying_until: datetime | None = None
+    qualifying_window: int | None = None
     version: int = 0
     last_seq: int = 0
     last_hash: str = GENESIS_HASH
@@ -87,8 +91,9 @@ class BalanceState:
     def of(cls, row: dict[str, Any]) -> BalanceState:
         return cls(row["id"], row["member_id"], row["available"], row["pending"],
                    row["lifetime_earned"], row["lifetime_spent"], row["expired"],
-                   row["qualifying_points"], sql.dt(row["qualifying_until"]), row["version"],
-                   row["last_seq"], row["last_hash"])
+                   row["qualifying_points"], sql.dt(row["qualifying_until"]),
+                   row["qualifying_window"], row["version"], row["last_seq"],
+                   row["last_hash"])
 
 
 @dataclass
@@ -298,11 +303,11 @@ class Book:
             await sql.run(
                 "UPDATE balance SET available = $1, pending = $2, lifetime_earned = $3, "
                 "lifetime_spent = $4, expired = $5, qualifying_points = $6, "
-                "qualifying_until = $7, version = $8, last_seq = $9, last_hash = $10, "
-                "updated_at = $11 WHERE id = $12",
+                "qualifying_until = $7, qualifying_window = $8, version = $9, last_seq = $10, "
+                "last_hash = $11, updated_at = $12 WHERE id = $13",
                 r.available, r.pending, r.lifetime_earned, r.lifetime_spent, r.expired,
-                r.qualifying_points, utc(r.qualifying_until), r.version, r.last_seq,
-                r.last_hash, now_utc(), r.id)
+                r.qualifying_points, utc(r.qualifying_until), r.qualifying_window, r.version,
+                r.last_seq, r.last_hash, now_utc(), r.id)
         # webhooks: into the outbox in this same transaction (one INSERT at most)
         await webhook_events.ledger_saved(self.member_id, self.row, self.entries,
                                           self.tier_changes, self.changed, self.events)
@@ -313,16 +318,18 @@ def _for_update() -> str:
     return "" if sql.is_sqlite() else " FOR UPDATE"
 
 
-async def lock_balance(member_id: int, *, with_member: bool = False
-                       ) -> dict[str, Any] | None:
+async def lock_balance(member_id: int, *, with_member: bool = False,
+                       whole_member: bool = False) -> dict[str, Any] | None:
     """The member's balance row, locked (PostgreSQL; SQLite serialises writers); with the
-    member's status and tier when asked (one statement instead of two). None when the
-    member has no balance row yet."""
-    if not with_member:
+    member's status and tier when asked (one statement instead of two), or its whole row
+    (`whole_member`: MEMBER_COLUMNS but `id`, which is the balance's; the member's is
+    `member_id`). None when the member has no balance row yet."""
+    if not (with_member or whole_member):
         return await sql.one(f"SELECT {_BALANCE_COLUMNS} FROM balance "  # noqa: S608
                              f"WHERE member_id = $1{_for_update()}", member_id)
     lock = "" if sql.is_sqlite() else " FOR UPDATE OF b"  # the balance, not the member
-    return await sql.one(f"SELECT {_BALANCE_OF_B}, m.status, m.tier_id "  # noqa: S608
+    columns = _MEMBER_OF_M if whole_member else "m.status, m.tier_id"
+    return await sql.one(f"SELECT {_BALANCE_OF_B}, {columns} "  # noqa: S608
                          "FROM balance b JOIN member m ON m.id = b.member_id "
                          f"WHERE b.member_id = $1{lock}", member_id)
 

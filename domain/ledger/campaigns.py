@@ -1,8 +1,14 @@
 """Earning campaigns: a multiplier and/or bonus points on purchases in a time window,
-optionally only for some tiers. Several active campaigns stack."""
+optionally only for some tiers. Several active campaigns stack.
+
+Every purchase needs the campaigns running at its date: `all_campaigns` reads them all
+(few, and changed only by `create_campaign`, so the API keeps them per program version,
+see api.context.Context.campaigns), and `running` picks those of one purchase.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
@@ -56,3 +62,16 @@ async def create_campaign(name: str, multiplier: Decimal, bonus_points: int,
                                    bonus_points=bonus_points, starts_at=starts_at,
                                    ends_at=ends_at, tier_ids=sorted(set(tier_ids)))
     return Campaign.of(row)
+
+
+async def all_campaigns() -> list[Campaign]:
+    """Every campaign, oldest first."""
+    return [Campaign.of(row) for row in await CampaignRow.all().order_by("id")]
+
+
+def running(campaigns: Iterable[Campaign], at: datetime, tier_id: int | None) -> list[Campaign]:
+    """The campaigns that apply to a purchase made at `at` by a member on `tier_id`: started
+    by then, not yet ended, and for every tier or for that one (in the given order)."""
+    return [c for c in campaigns
+            if c.starts_at <= at and (c.ends_at is None or at < c.ends_at)
+            and (not c.tier_ids or (tier_id is not None and tier_id in c.tier_ids))]

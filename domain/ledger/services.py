@@ -10,17 +10,16 @@ whose `changes` the caller publishes after commit.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from tortoise import timezone
-from tortoise.fields.data import JSON_LOADS
 
 from domain import clock, sql
 from domain.errors import Collector, DomainError, ErrorCode
 from domain.ledger.book import Book, open_book, utc
+from domain.ledger.campaigns import Campaign, all_campaigns, running
 from domain.ledger.model import EntryKind, purchase_points, reversal_target
 from domain.ledger.tables import PurchaseRow
 from domain.ledger.tiering import requalify
@@ -33,6 +32,7 @@ from domain.ledger.uow import (
 )
 from domain.ledger.values import Idempotency, Outcome, Purchase, check_key, claim, remember
 from domain.members.tables import MemberRow
+from domain.program.model import ProgramSettings
 from domain.program.services import get_program
 from domain.tiers.model import Tier, tier_for
 from domain.tiers.services import list_tiers
@@ -56,38 +56,20 @@ def _money(value: Decimal, field: str) -> Decimal:
     return value
 
 
-@dataclass(frozen=True)
-class _Campaign:
-    name: str
-    multiplier: Decimal
-    bonus_points: int
-
-
-async def _campaigns_for(at: datetime, tier_id: int | None) -> list[_Campaign]:
-    rows = await sql.rows("SELECT name, multiplier, bonus_points, ends_at, tier_ids "
-                          "FROM campaign WHERE starts_at <= $1 ORDER BY id", utc(at))
-    found = []
-    for c in rows:
-        ends_at = sql.dt(c["ends_at"])
-        tier_ids = c["tier_ids"]
-        if isinstance(tier_ids, (str, bytes)):
-            tier_ids = JSON_LOADS(tier_ids)
-        if (ends_at is None or at < ends_at) and \
-                (not tier_ids or (tier_id is not None and tier_id in tier_ids)):
-            found.append(_Campaign(c["name"], Decimal(c["multiplier"]), c["bonus_points"]))
-    return found
-
-
 async def record_purchase(member_id: int, order_id: str, amount: Decimal, currency: str | None,
                           occurred_at: datetime | None, idem: Idempotency,
-                          tiers: Sequence[Tier] | None = None) -> Outcome:
-    """`tiers`: the ladder, if the caller has it already (the API keeps it per version)."""
+                          tiers: Sequence[Tier] | None = None,
+                          program: ProgramSettings | None = None,
+                          campaigns: Sequence[Campaign] | None = None) -> Outcome:
+    """`tiers`, `program`, `campaigns`: the ladder, the settings and every campaign
+    (`all_campaigns`), if the caller has them already (the API keeps them per version)."""
     # A replayed key is answered before anything else is checked: by the claim, first
     # thing in the transaction, and (only when the request is refused before it gets
     # there) by `replay`, which spares a happy request a statement.
     check_key(idem.key)
     now = clock.utcnow()
-    program = await get_program()
+    if program is None:
+        program = await get_program()
     try:
         errors = Collector()
         order_id = order_id.strip()
@@ -111,22 +93,23 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
             return replayed
         raise
     at = utc(occurred_at)
-    written: dict[str, Purchase] = {}
+    written: dict[str, Any] = {}
 
     async def work() -> tuple[dict[str, Any], list[Book]]:
         written.clear()
         stored = await claim(idem)
         if stored is not None:
             return {**stored, "replayed": True}, []
-        member, book = await open_active_book(member_id, now)
+        member, book = await open_active_book(member_id, now, whole_member=True)
         # a member not yet placed on the ladder is on its entry tier (as the API shows it)
         ladder = list(tiers) if tiers is not None else await list_tiers()
         tier = next((t for t in ladder if t.id == member.tier_id), None) or tier_for(0, ladder)
         multiplier = Decimal(tier.earn_multiplier) if tier else Decimal(1)
-        campaigns = await _campaigns_for(at, tier.id if tier else None)
+        applied = running(campaigns if campaigns is not None else await all_campaigns(), at,
+                          tier.id if tier else None)
         base = purchase_points(amount, program.points_per_unit, multiplier,
-                               [c.multiplier for c in campaigns])
-        bonuses = [(c, c.bonus_points) for c in campaigns if c.bonus_points > 0]
+                               [c.multiplier for c in applied])
+        bonuses = [(c, c.bonus_points) for c in applied if c.bonus_points > 0]
         total = base + sum(b for _, b in bonuses)
         # the unique order id refuses a second purchase (a concurrent one too, once the
         # first commits); a twin request with the same key never gets here (the claim)
@@ -155,14 +138,18 @@ async def record_purchase(member_id: int, order_id: str, amount: Decimal, curren
             entries.append(await book.credit(
                 EntryKind.BONUS, bonus, reason=f"campaign: {campaign.name}"[:200],
                 qualifying=bonus, **lot))
-        await requalify(book, member, program.tier_window_days, upgrade=True, tiers=ladder)
+        await requalify(book, member, program.tier_window_days, upgrade=True, tiers=ladder,
+                        added=(total, at) if total > 0 else None)
         result = {"entries": [e.id for e in entries], "purchase": purchase.id}
         await remember(idem, result)
         written["purchase"] = purchase
+        if not book.tier_changes:  # (a tier move changed the member row read)
+            written["member"] = member.row
         return result, [book]
 
     result, books, again = await run_once_idempotent(work)
-    return await outcome_of(result, books, again, purchase=written.get("purchase"))
+    return await outcome_of(result, books, again, purchase=written.get("purchase"),
+                            member=written.get("member"))
 
 
 async def refund_purchase(order_id: str, amount: Decimal | None, idem: Idempotency) -> Outcome:

@@ -24,6 +24,8 @@ class BalanceRow(Model):
     expired = fields.BigIntField(default=0)
     qualifying_points = fields.BigIntField(default=0)
     qualifying_until = fields.DatetimeField(null=True)  # when qualifying_points next drops
+    # the tier window (days) those two were computed over (domain.ledger.tiering)
+    qualifying_window = fields.IntField(null=True)
     version = fields.BigIntField(default=0)  # bumped on every change: the event sequence
     last_seq = fields.BigIntField(default=0)  # the member's newest entry
     last_hash = fields.CharField(max_length=64, default="0" * 64)

@@ -3,6 +3,15 @@ added in the last `tierWindowDays`, less refund clawbacks of those (each entry r
 effect in `qualifying`; a purchase's entries count by the purchase's date). Reaching a
 threshold upgrades at once and holds the tier until `valid_until` (upgrade + window); only
 the scheduled jobs move a member down.
+
+The balance keeps the member's qualifying points and `qualifying_until` (when the first
+contribution leaves the window, so the number next drops by itself), and the window they
+were computed over. A purchase adds to them without reading the window again when they are
+still exact (`_kept`): computed over the program's current window, nothing has left it since
+(`qualifying_until` not passed, or nothing counted at all), and not clamped at 0. Then
+old + added is what the full recomputation would give, because every write that adds a
+qualifying entry goes through `requalify`. Anything else (refunds, bonuses, the jobs, a
+changed window, a passed `qualifying_until`) recomputes from the entries.
 """
 
 from __future__ import annotations
@@ -48,16 +57,39 @@ async def qualifying_points(member_id: int, now: datetime, window_days: int
     return max(sum(r["qualifying"] for r in rows), 0), (first + window if first else None)
 
 
+def _kept(book: Book, window_days: int) -> bool:
+    """Whether the balance's qualifying points are still exactly what the entries give."""
+    row, now = book.row, book.now
+    if row.qualifying_window != window_days:
+        return False
+    if row.qualifying_until is None:  # nothing counted: nothing can have left
+        return row.qualifying_points == 0
+    return row.qualifying_points > 0 and now <= row.qualifying_until
+
+
 async def requalify(book: Book, member: Placed, window_days: int, *, upgrade: bool,
-                    downgrade: bool = False, tiers: Sequence[Tier] | None = None
-                    ) -> TierChanged | None:
+                    downgrade: bool = False, tiers: Sequence[Tier] | None = None,
+                    added: tuple[int, datetime] | None = None) -> TierChanged | None:
     """Refresh the member's qualifying points; move its tier up (and, for the jobs, down).
-    `tiers`: the ladder, if the caller has it already."""
+    `tiers`: the ladder, if the caller has it already. `added`: the qualifying points the
+    write's new entries carry (> 0) and their one date (a purchase's entries all count by
+    the purchase's), when the write added no other qualifying entry: then the stored points
+    are brought up to date without reading the window again, if they are still exact."""
     now = book.now
-    points, until = await qualifying_points(member.id, now, window_days)
+    if added is not None and _kept(book, window_days):
+        points, until = book.row.qualifying_points, book.row.qualifying_until
+        extra, dated = added
+        if dated >= now - timedelta(days=window_days):  # (else it never counts)
+            points += extra
+            ends = dated + timedelta(days=window_days)
+            until = ends if until is None else min(until, ends)
+    else:
+        points, until = await qualifying_points(member.id, now, window_days)
     if points != book.row.qualifying_points or until != book.row.qualifying_until:
         book.row.qualifying_points, book.row.qualifying_until = points, until
         book.touched = True
+    # saved with whatever else changes (the window alone is no change of the balance)
+    book.row.qualifying_window = window_days
     if tiers is None:
         tiers = await list_tiers()
     target = tier_for(points, list(tiers))

@@ -25,7 +25,8 @@ from domain.ledger.values import (
     Purchase,
     check_key,
 )
-from domain.members.model import MemberStatus
+from domain.members.model import Member, MemberStatus
+from domain.members.tables import member_of
 
 Work = Callable[[], Awaitable[tuple[dict[str, Any], list[Book]]]]
 
@@ -62,10 +63,13 @@ async def replay(idem: Idempotency) -> Outcome | None:
 
 @dataclass
 class ActiveMember:
-    """What a write needs of the member it acts for (`tier_id` moves when it requalifies)."""
+    """What a write needs of the member it acts for (`tier_id` moves when it requalifies);
+    `row`: the whole member as read under the balance's lock, when asked for
+    (`open_active_book`), for the write's payload to show without reading it again."""
 
     id: int
     tier_id: int | None
+    row: Member | None = None
 
 
 async def active_member(member_id: int, field: str = "memberId") -> ActiveMember:
@@ -75,15 +79,17 @@ async def active_member(member_id: int, field: str = "memberId") -> ActiveMember
     return _active(member_id, found, field)
 
 
-async def open_active_book(member_id: int, now: datetime, *, spending: bool = False
-                           ) -> tuple[ActiveMember, Book]:
+async def open_active_book(member_id: int, now: datetime, *, spending: bool = False,
+                           whole_member: bool = False) -> tuple[ActiveMember, Book]:
     """`active_member`, then `open_book`: the member is read with its balance row (one
-    statement), unless it has none yet."""
-    locked = await lock_balance(member_id, with_member=True)
+    statement), unless it has none yet; `whole_member`: all of it (`ActiveMember.row`)."""
+    locked = await lock_balance(member_id, with_member=True, whole_member=whole_member)
     if locked is None:
         member = await active_member(member_id)
     else:
         member = _active(member_id, locked, "memberId")
+        if whole_member:
+            member.row = member_of({**locked, "id": member_id})
     return member, await open_book(member_id, now, spending=spending, locked=locked)
 
 
@@ -94,7 +100,8 @@ def _active(member_id: int, found: dict[str, Any], field: str) -> ActiveMember:
 
 
 async def outcome_of(result: dict[str, Any], books: list[Book], replayed: bool, *,
-                     purchase: Purchase | None = None) -> Outcome:
+                     purchase: Purchase | None = None, member: Member | None = None
+                     ) -> Outcome:
     """The Outcome of a use case from what it wrote: entries and `purchase` as they are in
     memory (read back only for a replay, which wrote nothing)."""
     written = {e.id: e for b in books for e in b.entries}
@@ -112,4 +119,5 @@ async def outcome_of(result: dict[str, Any], books: list[Book], replayed: bool, 
                    result=result,
                    points_reversed=int(result.get("points_reversed", 0)),
                    shortfall=int(result.get("shortfall", 0)),
-                   tier_changes=tuple(c for b in books for c in b.tier_changes))
+                   tier_changes=tuple(c for b in books for c in b.tier_changes),
+                   member=member)

@@ -21,6 +21,7 @@ from domain.ledger.tables import LedgerEntryRow, PurchaseRow
 if TYPE_CHECKING:
     from domain.ledger.book import BalanceState
     from domain.ledger.tables import BalanceRow
+    from domain.members.model import Member
 
 
 @dataclass(frozen=True)
@@ -116,6 +117,9 @@ class Outcome:
     shortfall: int = 0
     tier_changes: tuple[Any, ...] = ()  # domain.ledger.events.TierChanged
     result: dict[str, Any] = field(default_factory=dict)  # what the idempotency key stores
+    #: the member acted for, as the write left it, when the use case has it at hand (for
+    #: the payload to show without reading it again); None: read it
+    member: Member | None = None
 
 
 @dataclass(frozen=True)

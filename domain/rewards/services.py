@@ -145,6 +145,9 @@ async def taken_counts(member_id: int, reward_ids: Iterable[int]) -> dict[int, i
 class RedemptionOutcome:
     redemption: Redemption
     outcome: Outcome
+    #: whether a reward's stock moved (the catalogue shows it); a reward without stock
+    #: looks the same after a redemption
+    stock_moved: bool = True
 
 
 def _tier_rank(tier_id: int | None, tiers: Sequence[Tier]) -> tuple[int, dict[int, int]]:
@@ -186,9 +189,11 @@ async def redeem_reward(reward_id: int, member_id: int, idem: Idempotency,
     check_key(idem.key)
     now = clock.utcnow()
     issued: dict[str, Redemption] = {}
+    stock: list[bool] = []  # a unit was taken
 
     async def work() -> tuple[dict[str, Any], list[Book]]:
         issued.clear()
+        stock.clear()
         stored = await claim(idem)
         if stored is not None:
             return {**stored, "replayed": True}, []
@@ -212,6 +217,7 @@ async def redeem_reward(reward_id: int, member_id: int, idem: Idempotency,
                                  "WHERE id = $1 AND remaining > 0", reward_id)
             if not took:
                 raise refusal(Ineligibility.OUT_OF_STOCK)
+            stock.append(True)
         entry, _ = await book.debit(EntryKind.REDEEM, reward.points_cost,
                                     reason=f"reward: {reward.name}"[:200])
         expires = utc(now + timedelta(days=reward.coupon_validity_days)
@@ -238,7 +244,7 @@ async def redeem_reward(reward_id: int, member_id: int, idem: Idempotency,
 
     outcome = await outcome_of(*await run_once_idempotent(work))
     if "redemption" in issued and not outcome.replayed:
-        return RedemptionOutcome(issued["redemption"], outcome)
+        return RedemptionOutcome(issued["redemption"], outcome, stock_moved=bool(stock))
     return await _with_redemption(outcome)
 
 

@@ -384,6 +384,33 @@ async def test_redeem_spends_points_takes_a_unit_and_issues_a_coupon(
     await consistent(m)
 
 
+async def test_a_reward_without_stock_keeps_the_cached_catalogue(
+        gql: GraphQLClient, app: Any) -> None:
+    # given a member with points, a reward without stock and one with, the catalogue cached
+    from resolvers.events import CATALOGUE_VERSION
+
+    cache = app.state.services.cache
+    m = await new_member(gql, "unlimited@example.com")
+    await fund(gql, m, 100)
+    sticker = await create_reward(gql, "Sticker", 10)
+    pin = await create_reward(gql, "Pin", 20, stock=4)
+    shown = await catalogue(gql, m.token)
+    version = await cache.get(CATALOGUE_VERSION)
+
+    # when the member redeems the one without stock, then the catalogue's version stays
+    # (it looks the same: nothing to refresh) and it shows what it did
+    check(await redeem(gql, sticker["id"], "sticker-1", m.token))
+    assert await cache.get(CATALOGUE_VERSION) == version
+    assert await catalogue(gql, m.token) == shown
+    assert await remaining(gql, sticker["id"]) is None
+
+    # when it redeems the one with stock, then the version moves and a unit is gone
+    check(await redeem(gql, pin["id"], "pin-1", m.token))
+    assert await cache.get(CATALOGUE_VERSION) != version
+    assert await remaining(gql, pin["id"]) == 3
+    await consistent(m)
+
+
 async def test_who_may_redeem_and_for_whom(gql: GraphQLClient) -> None:
     # given two members with points and a reward
     a = await new_member(gql, "a@example.com")

@@ -247,6 +247,24 @@ async def test_broker_two_subscribers_both_receive(
         assert [await next_message(second) for _ in range(3)] == [{"seq": s} for s in range(3)]
 
 
+async def test_broker_publish_all_delivers_one_message_to_each_channel_in_order(
+    make_broker: Callable[..., Awaitable[Broker]],
+) -> None:
+    broker = await make_broker()
+    async with broker.subscribe("a") as a, broker.subscribe("b") as b, \
+            broker.subscribe("b") as b2:
+        for seq in range(3):
+            await broker.publish_all(("a", "nobody", "b"), {"seq": seq, "ids": (seq,)})
+        await broker.publish("a", {"seq": 3})  # after them, on the same channel
+        expected = [{"seq": s, "ids": [s]} for s in range(3)]
+        assert [await next_message(a) for _ in range(4)] == [*expected, {"seq": 3}]
+        assert [await next_message(b) for _ in range(3)] == expected
+        assert [await next_message(b2) for _ in range(3)] == expected
+    # a message JSON cannot carry is refused even when nobody listens
+    with pytest.raises(TypeError):
+        await broker.publish_all(("a", "b"), {"when": object()})
+
+
 async def test_broker_unsubscribe_stops_delivery(
     make_broker: Callable[..., Awaitable[Broker]],
 ) -> None:

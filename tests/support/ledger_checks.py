@@ -1,13 +1,17 @@
 """The ledger's invariant, checked straight against the tables after a scenario:
 balance == sum of entries == sum of live lots; lots == points - allocations; nothing
-negative; the hash chain verifies."""
+negative; the hash chain verifies; qualifying points the balance keeps as exact (over the
+program's window, nothing left it yet) are what recomputing them from the entries gives."""
 
 from __future__ import annotations
 
 from collections import defaultdict
 
+from domain import clock
 from domain.ledger.queries import verify_ledger
 from domain.ledger.tables import AllocationRow, BalanceRow, LedgerEntryRow, LotRow
+from domain.ledger.tiering import qualifying_points
+from domain.program.services import get_program
 
 
 async def assert_ledger_consistent(member_id: int) -> None:
@@ -33,3 +37,8 @@ async def assert_ledger_consistent(member_id: int) -> None:
     assert sorted(e.seq for e in entries) == list(range(1, len(entries) + 1))
     verification = await verify_ledger(member_id)
     assert verification.ok, verification
+    now, window = clock.utcnow(), (await get_program()).tier_window_days
+    until = balance.qualifying_until
+    if balance.qualifying_window == window and (until is None or now <= until):
+        assert (balance.qualifying_points, until) == await qualifying_points(member_id, now,
+                                                                             window)
