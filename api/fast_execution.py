@@ -44,6 +44,7 @@ from graphql import (
 from graphql.execution.executor import gather_with_cancel, to_nodes
 from graphql.pyutils import Path, Undefined
 from strawberry import relay
+from strawberry.relay.utils import to_base64
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
@@ -221,11 +222,29 @@ def _node_id(plan: Plan, parent_type: GraphQLObjectType, source: Any) -> str | N
     key = getattr(source, attr, None)
     if key is None:
         return None
+    if _serializes_as_base64(plan.target):
+        return to_base64(parent_type.name, key)
     try:
         serialized = plan.target(relay.GlobalID(type_name=parent_type.name, node_id=str(key)))
     except Exception:
         return None
     return serialized if isinstance(serialized, str) else None
+
+
+_BASE64_SERIALIZERS: dict[Any, bool] = {}
+
+
+def _serializes_as_base64(serialize: Any) -> bool:
+    """Whether the ID scalar's serializer turns a GlobalID into relay's base64 text (as
+    strawberry's does), so that the text can be built without the GlobalID."""
+    found = _BASE64_SERIALIZERS.get(serialize)
+    if found is None:
+        try:
+            found = serialize(relay.GlobalID("Type", "12")) == to_base64("Type", "12")
+        except Exception:
+            found = False
+        _BASE64_SERIALIZERS[serialize] = found
+    return found
 
 
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):

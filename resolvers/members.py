@@ -132,8 +132,7 @@ class MemberQueries:
             DomainMemberFilter(tier_id=tier_id, status=f.status, tag=f.tag, search=f.search),
             after_key, size,
         )
-        for m in page.items:
-            info.context.loaders.member.prime(m.id, m)
+        info.context.loaders.member.prime_many({m.id: m for m in page.items})
         connection = MemberConnection.build(page, MemberType.from_domain, lambda m: m.id,
                                             after_key)
         selected = selected_names(info, "edges", "node")

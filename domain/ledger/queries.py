@@ -24,7 +24,10 @@ async def balances(member_ids: Iterable[int]) -> dict[int, Balance]:
             "SELECT member_id, available, pending, lifetime_earned, lifetime_spent, expired, "  # noqa: S608
             "qualifying_points, version FROM balance "
             f"WHERE member_id IN ({sql.params(len(ids))})", *ids)
-        found = {r["member_id"]: Balance(**r) for r in rows}
+        found = {r["member_id"]: Balance(r["member_id"], r["available"], r["pending"],
+                                         r["lifetime_earned"], r["lifetime_spent"],
+                                         r["expired"], r["qualifying_points"], r["version"])
+                 for r in rows}
     return {i: found.get(i) or Balance.empty(i) for i in ids}
 
 
