@@ -71,6 +71,50 @@ async def _load_expiring(keys: list[tuple[int, int]]) -> list[int]:
     return [totals[days][member_id] for member_id, days in keys]
 
 
+_MISSING: Any = object()
+
+
+class LazilyPrimedLoader(DataLoader[Any, Any]):
+    """A DataLoader whose `prime_many` only records the values, and makes one a cached
+    future when it is loaded: a page of 50 members primes all of them and loads few or none
+    again, and a future each cost more than the rest of priming. Semantics as strawberry's:
+    a value primed without `force` never replaces one cached already, and clearing a key
+    forgets its primed value too."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._primed: dict[Any, Any] = {}
+
+    def prime_many(self, data: Any, force: bool = False) -> None:
+        if force or not self.cache or (self.batch is not None and not self.batch.dispatched):
+            for key in data:  # (a pending batch is updated by strawberry's own priming)
+                self._primed.pop(key, None)
+            super().prime_many(data, force)
+            return
+        for key, value in data.items():
+            if key not in self._primed and self.cache_map.get(key) is None:
+                self._primed[key] = value
+
+    def load(self, key: Any) -> Any:
+        if self._primed:
+            value = self._primed.pop(key, _MISSING)
+            if value is not _MISSING:
+                super().prime_many({key: value})
+        return super().load(key)
+
+    def clear(self, key: Any) -> None:
+        self.clear_many([key])
+
+    def clear_many(self, keys: Any) -> None:
+        # a key only primed here is not in strawberry's cache, which refuses to clear it
+        super().clear_many([key for key in keys if self._primed.pop(key, _MISSING) is _MISSING
+                            or self.cache_map.get(key) is not None])
+
+    def clear_all(self) -> None:
+        self._primed.clear()
+        super().clear_all()
+
+
 Pages = dict[int, tuple[list[Any], bool]]
 PageKey = tuple[int, int | None, int, Hashable]  # parent id, after, first, filter
 
@@ -141,7 +185,7 @@ class Loaders:
 
     @cached_property
     def member(self) -> DataLoader[int, Member | None]:
-        return DataLoader(load_fn=_load_members)
+        return LazilyPrimedLoader(load_fn=_load_members)
 
     @cached_property
     def balance(self) -> DataLoader[int, Balance]:

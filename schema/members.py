@@ -64,7 +64,7 @@ class MemberType(relay.Node):
     def from_domain(cls, m: Member) -> MemberType:
         return cls(
             id=m.id, email=m.email, name=m.name, external_id=m.external_id, status=m.status,
-            joined_at=m.joined_at, birthday=m.birthday, tags=list(m.tags),
+            joined_at=m.joined_at, birthday=m.birthday, tags=m.tags,  # type: ignore[arg-type]
             referral_code=m.referral_code, _member=m,
         )
 
