@@ -27,7 +27,7 @@ from resolvers.events import (
     publish_tier_changes,
 )
 from resolvers.fanout import share
-from resolvers.inputs import key_of
+from resolvers.inputs import built_directly, key_of
 from resolvers.permissions import acting_for, require, watch_channel
 from schema.errors import BadUserInput, Forbidden, user_errors
 from schema.ledger import (
@@ -51,6 +51,8 @@ from schema.ledger import (
 )
 from schema.members import MemberType
 from schema.relay import global_id, node_id
+
+built_directly(RecordPurchaseInput)  # every purchase: see resolvers.inputs
 
 
 def idempotency(p: Principal, key: str, request: dict[str, Any]) -> Idempotency:

@@ -13,7 +13,7 @@ from domain.pagination import Page
 from domain.rewards import services
 from domain.rewards.model import Reward, RewardDraft
 from resolvers.events import publish_points_changed
-from resolvers.inputs import given_fields, key_of
+from resolvers.inputs import built_directly, given_fields, key_of
 from resolvers.ledger import idempotency
 from resolvers.permissions import acting_for, principal, require
 from schema.errors import BadUserInput, user_error, user_errors
@@ -33,6 +33,8 @@ from schema.rewards import (
     UseRedemptionInput,
     UseRedemptionPayload,
 )
+
+built_directly(RedeemRewardInput)  # every redemption: see resolvers.inputs
 
 DRAFT_FIELDS = list(RewardDraft.__dataclass_fields__)
 

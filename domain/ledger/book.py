@@ -238,17 +238,27 @@ class Book:
                                  expires_at=min(expiries) if expiries else None)  # type: ignore[type-var]
 
     async def _draw(self, entry: Entry, takes: list[tuple[LotState, int]]) -> None:
-        """Take points from lots for the debit `entry`, recording the allocations (one
-        INSERT for all of them)."""
+        """Take points from lots for the debit `entry`: one UPDATE for all the lots it
+        draws from (what each has left, as computed here under the lock), one INSERT for
+        all the allocations."""
         if not takes:
             return
         for lot, points in takes:
             lot.remaining -= points
-            await sql.run("UPDATE lot SET remaining = $1 WHERE id = $2", lot.remaining, lot.id)
             if lot.matured:
                 self.row.available -= points
             else:
                 self.row.pending -= points
+        if len(takes) == 1:
+            lot = takes[0][0]
+            await sql.run("UPDATE lot SET remaining = $1 WHERE id = $2", lot.remaining, lot.id)
+        else:
+            cases = " ".join(f"WHEN ${2 * i + 1} THEN CAST(${2 * i + 2} AS INTEGER)"
+                             for i in range(len(takes)))
+            ids = ", ".join(f"${2 * i + 1}" for i in range(len(takes)))
+            await sql.run(f"UPDATE lot SET remaining = CASE id {cases} END "  # noqa: S608
+                          f"WHERE id IN ({ids})",
+                          *(v for lot, _ in takes for v in (lot.id, lot.remaining)))
         values = ", ".join(f"(${3 * i + 1}, ${3 * i + 2}, ${3 * i + 3})"
                            for i in range(len(takes)))
         params: list[Any] = []

@@ -12,7 +12,7 @@ from domain.errors import DomainError, ErrorCode
 from domain.ledger import services
 from domain.ledger.jobs import run_ledger_jobs
 from domain.ledger.queries import balances
-from domain.ledger.tables import LedgerEntryRow
+from domain.ledger.tables import LedgerEntryRow, LotRow
 from domain.ledger.values import Idempotency
 from domain.members.model import Registration
 from domain.members.services import register_member
@@ -79,6 +79,9 @@ async def test_transfer_draws_soonest_expiring_and_refuses_overdraft(app: object
     assert [e.points for e in out.entries] == [-60, 60]
     bals = await balances([a, b])
     assert (bals[a].available, bals[b].available) == (40, 60)
+    # both lots drawn in one UPDATE (domain.ledger.book.Book._draw): each keeps its own rest
+    lots = await LotRow.filter(member_id=a).order_by("id").values_list("points", "remaining")
+    assert lots == [(50, 0), (50, 40)]
     with pytest.raises(DomainError) as short:
         await services.transfer_points(a, b, 41, None, key("t2"))
     assert short.value.code is ErrorCode.INSUFFICIENT_POINTS

@@ -172,3 +172,10 @@ async def test_the_benchmark_writes_stay_within_their_statement_counts(
     # redeem: the caller's member (token), key claim, balance with member, due and live
     # lots, reward, entry, lot, allocation, redemption, key result, balance, outbox
     assert 0 < redeem <= 12, redeem
+    # a redemption drawing from two lots (the benchmark's members hold several): the same
+    # statements, the lots' rests written in one UPDATE
+    two_lots = await create_reward(RewardDraft("Lamp", 200))
+    spread = await _write_statements(gql, REDEEM, [
+        {"rewardId": global_id("Reward", two_lots.id), "idempotencyKey": "R-lamp"}],
+        gql.token(Role.MEMBER, ids[2]))
+    assert 0 < spread <= 12, spread
