@@ -49,6 +49,9 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         creds.update(journal_mode="WAL", foreign_keys="ON", busy_timeout=5000,
                      synchronous="NORMAL")
     else:
+        # the pool keeps sessions as they are on release; statements of domain.sql go to
+        # the connection directly (api/pg_engine.py)
+        connection["engine"] = "api.pg_engine"
         creds.update(min_size=settings.db_pool_min, max_size=settings.db_pool_max,
                      timeout=int(CONNECT_TIMEOUT))
     return {
