@@ -157,3 +157,31 @@ async def test_a_savepoint_sends_its_parents_held_writes_first(app: object) -> N
             await sql.later("INSERT INTO engine_probe (id, n) VALUES ($1, $2)", 3, 3)
     assert await sql.rows("SELECT id FROM engine_probe ORDER BY id") == [{"id": 1}, {"id": 3}]
 
+
+
+async def test_a_held_back_write_stores_the_same_values_as_the_statement_alone(
+        app: object) -> None:
+    import json
+    from datetime import UTC, datetime
+    from decimal import Decimal
+
+    await _probe()
+    await sql.client().execute_script(
+        "DROP TABLE IF EXISTS engine_types; CREATE TABLE engine_types (id INTEGER PRIMARY KEY, "
+        "at TIMESTAMPTZ, amount NUMERIC(12, 2), data JSONB, flag BOOLEAN, label VARCHAR(20), "
+        "day DATE, note TEXT)")
+    insert = ("INSERT INTO engine_types (id, at, amount, data, flag, label, day, note) "
+              "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)")
+    values = (datetime(2026, 5, 1, 12, 30, 0, 123456, tzinfo=UTC), Decimal("12.5"),
+              json.dumps({"entries": [1, 2], "x": None}), True, "ünïcode", None, None)
+    await sql.run(insert, 1, *values)
+    async with in_transaction():
+        await sql.later("INSERT INTO engine_probe (id, n) VALUES ($1, $2)", 1, 1)
+        await sql.later(insert, 2, *values)  # the last part of a combined statement
+    async with in_transaction():
+        await sql.later(insert, 3, *values)  # a part of the WITH
+        await sql.later("INSERT INTO engine_probe (id, n) VALUES ($1, $2)", 2, 2)
+    stored = await sql.rows("SELECT at, amount, data::text AS data, flag, label, day, note, "
+                            "pg_column_size(engine_types.*) AS size FROM engine_types "
+                            "ORDER BY id")
+    assert len(stored) == 3 and stored[0] == stored[1] == stored[2]
