@@ -1,9 +1,9 @@
 """The database adapter: Tortoise configuration, connection checks and migrations.
 
 Owns: which model modules form the schema, how a `DATABASE_URL` becomes a Tortoise
-connection (SQLite with WAL, foreign keys and a busy timeout; PostgreSQL via asyncpg with a
-bounded pool), and `migrate`. `serve` never calls generate_schemas: the schema is whatever
-the migrations in `migrations/` say.
+connection (SQLite with WAL, foreign keys and a busy timeout, api/sqlite_engine.py;
+PostgreSQL via asyncpg with a bounded pool, api/pg_engine.py), and `migrate`. `serve`
+never calls generate_schemas: the schema is whatever the migrations in `migrations/` say.
 """
 
 from __future__ import annotations
