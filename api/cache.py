@@ -22,6 +22,7 @@ Both behave the same from the caller's point of view:
 from __future__ import annotations
 
 import asyncio
+import json
 import math
 from typing import Any, Protocol
 
@@ -197,6 +198,14 @@ class RedisCache(_AiocacheCache):
         super().__init__(backend, namespace)
         self._client: aioredis.Redis = backend.client
         self._incr_script = self._client.register_script(_INCR_SCRIPT)
+
+    async def get(self, key: str) -> Any | None:
+        # Straight to redis-py: what aiocache's get does (the namespaced key, JSON), minus
+        # its asyncio.wait_for, which starts a task per call (the socket timeout bounds
+        # the call as well), and its hooks; every request of a process reads the program's
+        # version through here (~50 us less of a worker's CPU per call).
+        value = await self._client.get(self._key(key))
+        return None if value is None else json.loads(value)
 
     async def delete_prefix(self, prefix: str) -> None:
         pattern = _glob_escape(self._key(prefix)) + "*"

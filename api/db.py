@@ -1,9 +1,9 @@
 """The database adapter: Tortoise configuration, connection checks and migrations.
 
 Owns: which model modules form the schema, how a `DATABASE_URL` becomes a Tortoise
-connection (SQLite with WAL, foreign keys and a busy timeout; PostgreSQL via asyncpg with a
-bounded pool), and `migrate`. `serve` never calls generate_schemas: the schema is whatever
-the migrations in `migrations/` say.
+connection (SQLite with WAL, foreign keys and a busy timeout, api/sqlite_engine.py;
+PostgreSQL via asyncpg with a bounded pool, api/pg_engine.py), and `migrate`. `serve`
+never calls generate_schemas: the schema is whatever the migrations in `migrations/` say.
 """
 
 from __future__ import annotations
@@ -49,6 +49,9 @@ def tortoise_config(settings: Settings) -> dict[str, Any]:
         creds.update(journal_mode="WAL", foreign_keys="ON", busy_timeout=5000,
                      synchronous="NORMAL")
     else:
+        # the pool keeps sessions as they are on release; statements of domain.sql go to
+        # the connection directly (api/pg_engine.py)
+        connection["engine"] = "api.pg_engine"
         creds.update(min_size=settings.db_pool_min, max_size=settings.db_pool_max,
                      timeout=int(CONNECT_TIMEOUT))
     return {

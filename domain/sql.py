@@ -11,6 +11,11 @@ SQLite they become `?1`, `?2`, ... (SQLite's own numbered form), so a statement 
 text on both backends. Values go in as Python values (datetimes, Decimals: the adapters
 Tortoise registers store them as it does); what comes back is what the driver gives, so a
 datetime read on SQLite is text: `dt()` reads it.
+
+On PostgreSQL, the client (api/pg_engine.py) has a shorter path for these statements
+(`fetch_dicts`, `run_statement`: straight to asyncpg's connection, in the same transaction,
+under the same lock, with the same exceptions); a client without one (SQLite, or any other
+Tortoise client) runs them through `execute_query*`.
 """
 
 from __future__ import annotations
@@ -48,6 +53,8 @@ def _prepare(db: BaseDBAsyncClient, statement: str) -> str:
 async def rows(statement: str, *params: Any) -> list[dict[str, Any]]:
     """The rows a SELECT (or a statement with RETURNING) gives, as dicts."""
     db = client()
+    if (fetch_dicts := getattr(db, "fetch_dicts", None)) is not None:
+        return await fetch_dicts(statement, params)  # type: ignore[no-any-return]
     return await db.execute_query_dict(_prepare(db, statement), list(params))
 
 
@@ -59,8 +66,24 @@ async def one(statement: str, *params: Any) -> dict[str, Any] | None:
 async def run(statement: str, *params: Any) -> int:
     """Run an INSERT, UPDATE or DELETE; the number of rows it changed."""
     db = client()
+    if (run_statement := getattr(db, "run_statement", None)) is not None:
+        return await run_statement(statement, params)  # type: ignore[no-any-return]
     changed, _ = await db.execute_query(_prepare(db, statement), list(params))
     return int(changed)
+
+
+async def later(statement: str, *params: Any) -> None:
+    """Run a write whose outcome nobody waits for, when it is cheapest: a single-table
+    INSERT ... VALUES, UPDATE or DELETE that reads no other table and whose row count is
+    not needed. Inside a transaction on PostgreSQL it is held back and sent together with
+    the transaction's other held-back writes before its next statement or its commit
+    (api/pg_engine.py); the transaction never sees its data without it. Elsewhere it runs
+    now, as `run`. An error it raises may come from the statement that sends it."""
+    db = client()
+    if (defer := getattr(db, "defer", None)) is not None:
+        await defer(statement, params)
+    else:
+        await run(statement, *params)
 
 
 @lru_cache(maxsize=256)

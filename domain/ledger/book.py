@@ -171,7 +171,7 @@ class Book:
                                    expires_at=expires_at, reason=reason, order_id=order_id,
                                    purchase_id=purchase_id, qualifying=qualifying)
         matured = available_at <= self.now
-        await sql.run(
+        await sql.later(
             "INSERT INTO lot (points, remaining, available_at, expires_at, matured, purchase_id, "
             "expiry_notified, entry_id, member_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             points, points, entry.available_at, entry.expires_at, matured, purchase_id, False,
@@ -310,7 +310,7 @@ class Book:
         if self.changed:
             self.row.version += 1
             r = self.row
-            await sql.run(
+            await sql.later(
                 "UPDATE balance SET available = $1, pending = $2, lifetime_earned = $3, "
                 "lifetime_spent = $4, expired = $5, qualifying_points = $6, "
                 "qualifying_until = $7, qualifying_window = $8, version = $9, last_seq = $10, "

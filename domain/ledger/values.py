@@ -165,5 +165,5 @@ async def claim(idem: Idempotency) -> dict[str, Any] | None:
 
 
 async def remember(idem: Idempotency, result: dict[str, Any]) -> None:
-    await sql.run('UPDATE idempotency_key SET result = $1 WHERE scope = $2 AND "key" = $3',
+    await sql.later('UPDATE idempotency_key SET result = $1 WHERE scope = $2 AND "key" = $3',
                   JSON_DUMPS(result), idem.scope, idem.key)

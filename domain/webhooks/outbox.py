@@ -45,5 +45,5 @@ async def emit_all(events: Sequence[Event]) -> None:
         rows.append(f"({sql.params(_COLUMNS, n * _COLUMNS + 1)})")
         values += [str(uuid.uuid4()), event.type.value, encode_data(event.payload),
                    event.member_id, event.partner_id, clock.utcnow(), False]
-    await sql.run("INSERT INTO webhook_event (uid, event_type, data, member_id, partner_id, "  # noqa: S608
+    await sql.later("INSERT INTO webhook_event (uid, event_type, data, member_id, partner_id, "  # noqa: S608
                   f"created_at, fanned_out) VALUES {', '.join(rows)}", *values)
