@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import enum
+import gc
 from collections.abc import AsyncGenerator
 from datetime import UTC, datetime
 from typing import Any
@@ -215,3 +216,19 @@ async def test_plain_fields_skip_graphql_cores_path(monkeypatch: pytest.MonkeyPa
         "name": "a", "n": 1, "colour": "RED", "at": "2026-01-02T03:04:05+00:00", "twice": 4},
         "leaves": [{"name": "c", "must": 2}, {"name": "d", "must": 2}]}}
     assert calls == []
+
+
+async def test_an_operations_execution_context_is_freed_when_it_ends() -> None:
+    # no reference cycle through graphql-core's async helpers: the context and all it
+    # memoized go when the operation ends, not at the cyclic collector's next pass
+    schema = _schema(FastExecutionContext)
+    await schema.execute(CLEAN)
+    gc.collect()
+    gc.disable()
+    try:
+        result = await schema.execute(CLEAN)
+        alive = [o for o in gc.get_objects() if isinstance(o, FastExecutionContext)]
+    finally:
+        gc.enable()
+    assert result.errors is None
+    assert alive == []
