@@ -276,8 +276,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 or parent_type is self.schema.subscription_type:
             return super().execute_fields(parent_type, source_value, path, grouped_field_set,
                                           position_context)
-        plans = parent_type.__dict__.get(_PLANS) or _plans(
-            parent_type, self.schema._strawberry_schema.config.info_class)  # type: ignore[attr-defined]
+        plans = parent_type.__dict__.get(_PLANS)
+        if plans is None:  # (a type may have no plain field: an empty dict is a plan too)
+            plans = _plans(parent_type, self.schema._strawberry_schema.config.info_class)  # type: ignore[attr-defined]
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []

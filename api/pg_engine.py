@@ -108,6 +108,24 @@ def combined(queries: tuple[str, ...], counts: tuple[int, ...]) -> str:
     return f"WITH {ctes} {parts[-1]}"
 
 
+async def _fetch_dicts(connection: asyncpg.Connection, query: str, values: Sequence[Any]
+                       ) -> list[dict[str, Any]]:
+    """The rows of `query` as dicts; driver errors as Tortoise raises them."""
+    try:
+        records = await connection.fetch(query, *values)
+    except asyncpg.PostgresError as exc:
+        raise _translated(exc) from exc
+    return [dict(record) for record in records]
+
+
+async def _run(connection: asyncpg.Connection, query: str, values: Sequence[Any]) -> int:
+    """Run `query`; the number of rows it changed; driver errors as Tortoise raises them."""
+    try:
+        return _changed(await connection.execute(query, *values))
+    except asyncpg.PostgresError as exc:
+        raise _translated(exc) from exc
+
+
 async def _keep_session(connection: asyncpg.Connection) -> None:
     """The pool's reset on release: nothing beyond asyncpg's rollback of an open
     transaction (see the module docstring)."""
@@ -123,19 +141,12 @@ class FastAsyncpgClient(AsyncpgDBClient):
     async def fetch_dicts(self, query: str, values: Sequence[Any]) -> list[dict[str, Any]]:
         self.log.debug("%s: %s", query, values)
         async with self.acquire_connection() as connection:
-            try:
-                records = await connection.fetch(query, *values)
-            except asyncpg.PostgresError as exc:
-                raise _translated(exc) from exc
-        return [dict(record) for record in records]
+            return await _fetch_dicts(connection, query, values)
 
     async def run_statement(self, query: str, values: Sequence[Any]) -> int:
         self.log.debug("%s: %s", query, values)
         async with self.acquire_connection() as connection:
-            try:
-                return _changed(await connection.execute(query, *values))
-            except asyncpg.PostgresError as exc:
-                raise _translated(exc) from exc
+            return await _run(connection, query, values)
 
 
     async def defer(self, query: str, values: Sequence[Any]) -> None:
@@ -176,10 +187,7 @@ class FastTransaction(TransactionWrapper):
             query = combined(tuple(q for q, _ in held), tuple(len(v) for _, v in held))
             values = [value for _, vs in held for value in vs]
         async with self._lock:
-            try:
-                await self._connection.execute(query, *values)
-            except asyncpg.PostgresError as exc:
-                raise _translated(exc) from exc
+            await _run(self._connection, query, values)
 
     def _chain(self) -> list[FastTransaction]:
         """This transaction, then the ones it is a savepoint of. (Tortoise's nested
@@ -242,20 +250,13 @@ class FastTransaction(TransactionWrapper):
         await self.send_held()
         self.log.debug("%s: %s", query, values)
         async with self._lock:
-            try:
-                records = await self._connection.fetch(query, *values)
-            except asyncpg.PostgresError as exc:
-                raise _translated(exc) from exc
-        return [dict(record) for record in records]
+            return await _fetch_dicts(self._connection, query, values)
 
     async def run_statement(self, query: str, values: Sequence[Any]) -> int:
         await self.send_held()
         self.log.debug("%s: %s", query, values)
         async with self._lock:
-            try:
-                return _changed(await self._connection.execute(query, *values))
-            except asyncpg.PostgresError as exc:
-                raise _translated(exc) from exc
+            return await _run(self._connection, query, values)
 
 
 client_class = FastAsyncpgClient
