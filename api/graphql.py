@@ -227,8 +227,12 @@ class GraphQLApp(GraphQL[Context, None]):
                       response=response)
         if isinstance(request, Request):
             async def member_is_active(member_id: int) -> bool:
-                # Through the request's loader: `me` and friends then reuse the row.
-                member = await ctx.loaders.member.load(member_id)
+                # Read directly (no other load can share a batch this early, and a batch
+                # costs a task and a turn of the event loop), then primed into the
+                # request's loader: `me` and friends reuse the row.
+                member = await get_member(member_id)
+                if member is not None:
+                    ctx.loaders.member.prime(member_id, member)
                 return member is not None and member.status is MemberStatus.ACTIVE
 
             try:

@@ -4,13 +4,16 @@ the lock still keeps concurrent tasks out of each other's transactions."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import sqlite3
 import threading
+from pathlib import Path
 
 import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
-from api.sqlite_engine import InLoopSqliteClient
+from api.sqlite_engine import InLoopSqliteClient, WalCheckpointer
 
 pytestmark = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
 
@@ -71,3 +74,52 @@ async def test_a_nested_transaction_rolls_back_to_its_savepoint_only(app: object
             await kept.execute_insert("INSERT INTO nested (n) VALUES (?)", [3])
     _, rows = await client.execute_query("SELECT n FROM nested ORDER BY n")
     assert [r[0] for r in rows] == [1, 3]
+
+
+async def test_the_log_is_copied_back_by_the_checkpoint_thread_not_by_a_commit(
+        app: object) -> None:
+    client = connections.get("sqlite")
+    assert isinstance(client, InLoopSqliteClient)
+    raw = client._connection._conn  # type: ignore[union-attr]
+    # the serving connection checkpoints only as a safety net, far above what this writes
+    assert raw.execute("PRAGMA wal_autocheckpoint").fetchone()[0] == \
+        WalCheckpointer.SAFETY_NET_PAGES
+    await client.execute_script("CREATE TABLE copied (n INTEGER)")
+    for n in range(20):
+        async with in_transaction("sqlite") as tx:
+            await tx.execute_insert("INSERT INTO copied (n) VALUES (?)", [n])
+
+    def in_the_file_itself() -> int:
+        # immutable=1: SQLite reads the database file and ignores the log
+        uri = f"file:{client.filename}?immutable=1"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as reader:
+            try:
+                return int(reader.execute("SELECT COUNT(*) FROM copied").fetchone()[0])
+            except sqlite3.OperationalError:  # the table itself is not copied back yet
+                return -1
+
+    for _ in range(100):  # the thread checkpoints every 10 ms while frames come
+        if (found := in_the_file_itself()) == 20:
+            break
+        await asyncio.sleep(0.05)
+    assert found == 20
+
+
+async def test_closing_the_client_stops_the_checkpoint_thread(stack: str, tmp_path: Path) -> None:
+    client = InLoopSqliteClient(file_path=str(tmp_path / "probe.sqlite3"),
+                                connection_name="probe", journal_mode="WAL")
+    await client.create_connection(with_db=True)
+    checkpointer = client._checkpointer
+    assert checkpointer is not None and checkpointer._thread.is_alive()
+    await client.close()
+    assert not checkpointer._thread.is_alive() and client._checkpointer is None
+
+
+async def test_an_in_memory_database_has_no_checkpoint_thread(stack: str) -> None:
+    client = InLoopSqliteClient(file_path=":memory:", connection_name="probe-memory",
+                                journal_mode="WAL")
+    await client.create_connection(with_db=True)
+    try:
+        assert client._checkpointer is None
+    finally:
+        await client.close()
