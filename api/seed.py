@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from decimal import Decimal
 
 from api import db
+from api.cache import build_cache
 from api.settings import Settings
 from domain import clock
 from domain.errors import DomainError
@@ -27,6 +28,7 @@ from domain.surveys.model import QuestionDraft, QuestionType, SurveyDraft, Surve
 from domain.surveys.services import create_survey, surveys_page
 from domain.tiers.model import TicketPriority, TierDraft
 from domain.tiers.services import create_tier, list_tiers
+from resolvers.events import invalidate_catalogue, invalidate_program
 
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials
 DEMO_TIERS = [
@@ -48,9 +50,26 @@ async def seed(settings: Settings, members: int) -> str:
     await db.migrate(settings)
     await db.open_database(settings)
     try:
-        return await _seed(members)
+        summary = await _seed(members)
     finally:
         await db.close_database()
+    await _announce(settings)
+    return summary
+
+
+async def _announce(settings: Settings) -> None:
+    """Bump the program's and the catalogue's versions, as the mutations that change them
+    do, so that servers sharing this Redis stop using their copies at once. (An embedded
+    server keeps its cache in its own process: it sees the seed within
+    `api.context.CATALOGUE_MEMO_SECONDS`.)"""
+    if settings.redis_url is None:
+        return
+    cache = build_cache(settings.redis_url, f"{settings.redis_prefix}:cache")
+    try:
+        await invalidate_program(cache)
+        await invalidate_catalogue(cache)
+    finally:
+        await cache.close()
 
 
 async def _seed(count: int) -> str:

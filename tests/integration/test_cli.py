@@ -6,6 +6,7 @@ traceback. Each call is bounded (at most 60 s); SQLite databases live in a temp 
 
 from __future__ import annotations
 
+import asyncio
 import os
 import socket
 import sqlite3
@@ -13,6 +14,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import jwt
@@ -22,6 +24,7 @@ from websockets.typing import Subprotocol
 
 ROOT = Path(__file__).resolve().parents[2]
 PG_URL = os.environ.get("TEST_DATABASE_URL")
+REDIS_URL = os.environ.get("TEST_REDIS_URL")
 SECRET = "cli-test-secret-that-is-long-enough-0123456789"
 # Every variable Settings.from_env reads: the caller's environment must not leak in.
 CONFIG_VARS = {
@@ -104,6 +107,28 @@ def test_seed_twice_is_idempotent(env: dict[str, str], db_path: Path) -> None:
     assert query(db_path, "SELECT name FROM program") == [("Loyalgraph Demo Rewards",)]
     assert query(db_path, "SELECT code, unit_name FROM partner") == [("SKYMILES", "miles")]
     assert query(db_path, "SELECT COUNT(*) FROM partner_rate") == [(1,)]
+
+
+@pytest.mark.parametrize("stack", [pytest.param("postgres", marks=pytest.mark.skipif(
+    not (PG_URL and REDIS_URL), reason="needs a server sharing Redis with the CLI: set "
+    "TEST_DATABASE_URL and TEST_REDIS_URL (bash .ci/run does)"))])
+async def test_a_running_server_sees_the_seeded_program_at_once(
+        env: dict[str, str], stack: str, settings: Any, gql: Any) -> None:
+    # given a server that has read the (empty) catalogue and tier ladder, so that it keeps
+    # copies of both under their current versions
+    shown = "{ rewards(first: 1) { totalCount } tiers { name } }"
+    assert await gql.ok(shown) == {"rewards": {"totalCount": 0}, "tiers": []}
+
+    # when another process seeds the demo program into the same database and Redis
+    result = await asyncio.to_thread(run, {
+        **env, "DATABASE_URL": settings.database_url, "REDIS_URL": settings.redis_url,
+        "REDIS_PREFIX": settings.redis_prefix}, "seed", "--members", "0")
+    assert result.returncode == 0, result.stderr
+
+    # then the server shows the new catalogue and tiers on its next request
+    data = await gql.ok(shown)
+    assert data["rewards"]["totalCount"] > 0
+    assert [t["name"] for t in data["tiers"]] == ["Silver", "Gold", "Platinum"]
 
 
 def test_seed_refuses_a_negative_member_count(env: dict[str, str], db_path: Path) -> None:
