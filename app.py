@@ -31,7 +31,7 @@ from api.graphql import GraphQLApp
 from api.middleware import BodySizeLimit, RequestId
 from api.observability import configure_logging
 from api.scheduler import Scheduler
-from api.settings import Settings, SettingsError, redact_url
+from api.settings import Settings, SettingsError, unreachable_redis
 from api.throttle import Throttle
 from domain.access import Role
 from domain.members import passwords
@@ -64,10 +64,7 @@ async def check_redis(services: Services) -> None:
         await asyncio.wait_for(services.cache.ping(), 5)
         await asyncio.wait_for(services.broker.ping(), 5)
     except Exception as exc:
-        raise SettingsError(
-            f"cannot reach Redis at {redact_url(services.settings.redis_url)}: "
-            f"{str(exc).strip() or type(exc).__name__}"
-        ) from None
+        raise unreachable_redis(services.settings.redis_url, exc) from None
 
 
 def webhook_policy(settings: Settings) -> DeliveryPolicy:

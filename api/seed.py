@@ -7,13 +7,14 @@ demo data obeys every rule real data does.
 
 from __future__ import annotations
 
+import asyncio
 import random
 from datetime import date, timedelta
 from decimal import Decimal
 
 from api import db
 from api.cache import build_cache
-from api.settings import Settings
+from api.settings import Settings, unreachable_redis
 from domain import clock
 from domain.errors import DomainError
 from domain.ledger.services import record_purchase
@@ -30,6 +31,7 @@ from domain.tiers.model import TicketPriority, TierDraft
 from domain.tiers.services import create_tier, list_tiers
 from resolvers.events import invalidate_catalogue, invalidate_program
 
+REDIS_TIMEOUT = 5.0  # seconds, as `serve` waits
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials
 DEMO_TIERS = [
     TierDraft("Silver", 1, 0, Decimal("1"), ("Member prices", "Birthday bonus"),
@@ -47,29 +49,32 @@ LAST = ["Lovelace", "Hopper", "Turing", "Dijkstra", "Liskov", "Knuth", "Hamilton
 
 
 async def seed(settings: Settings, members: int) -> str:
-    await db.migrate(settings)
-    await db.open_database(settings)
+    """Load the demo program, then bump the program's and the catalogue's versions as the
+    mutations that change them do, so that servers sharing this Redis stop using their
+    copies at once. (An embedded server keeps its cache in its own process: it sees the
+    seed within `api.context.CATALOGUE_MEMO_SECONDS`.) A configured Redis that does not
+    answer is refused before anything is written, as `serve` refuses it."""
+    url = settings.redis_url
+    cache = build_cache(url, f"{settings.redis_prefix}:cache") if url else None
     try:
-        summary = await _seed(members)
+        if cache is not None and url is not None:
+            try:
+                await asyncio.wait_for(cache.ping(), REDIS_TIMEOUT)
+            except Exception as exc:
+                raise unreachable_redis(url, exc) from None
+        await db.migrate(settings)
+        await db.open_database(settings)
+        try:
+            summary = await _seed(members)
+        finally:
+            await db.close_database()
+        if cache is not None:
+            await invalidate_program(cache)
+            await invalidate_catalogue(cache)
+        return summary
     finally:
-        await db.close_database()
-    await _announce(settings)
-    return summary
-
-
-async def _announce(settings: Settings) -> None:
-    """Bump the program's and the catalogue's versions, as the mutations that change them
-    do, so that servers sharing this Redis stop using their copies at once. (An embedded
-    server keeps its cache in its own process: it sees the seed within
-    `api.context.CATALOGUE_MEMO_SECONDS`.)"""
-    if settings.redis_url is None:
-        return
-    cache = build_cache(settings.redis_url, f"{settings.redis_prefix}:cache")
-    try:
-        await invalidate_program(cache)
-        await invalidate_catalogue(cache)
-    finally:
-        await cache.close()
+        if cache is not None:
+            await cache.close()
 
 
 async def _seed(count: int) -> str:

@@ -27,6 +27,12 @@ def redact_url(url: str) -> str:
     return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
+def unreachable_redis(url: str, exc: BaseException) -> SettingsError:
+    """The one line for a Redis that does not answer (its password never shown)."""
+    return SettingsError(f"cannot reach Redis at {redact_url(url)}: "
+                         f"{str(exc).strip() or type(exc).__name__}")
+
+
 @dataclass(frozen=True)
 class Settings:
     env: str = "development"

@@ -131,6 +131,16 @@ async def test_a_running_server_sees_the_seeded_program_at_once(
     assert [t["name"] for t in data["tiers"]] == ["Silver", "Gold", "Platinum"]
 
 
+def test_seed_with_an_unreachable_redis_is_refused_before_writing(env: dict[str, str],
+                                                                  db_path: Path) -> None:
+    # when seed is configured with a Redis nobody listens on
+    line = one_line_error(run({**env, "REDIS_URL": UNREACHABLE_REDIS}, "seed"))
+
+    # then it refuses in one line naming Redis, and writes nothing
+    assert line.startswith(f"error: cannot reach Redis at {UNREACHABLE_REDIS}")
+    assert not db_path.exists()
+
+
 def test_seed_refuses_a_negative_member_count(env: dict[str, str], db_path: Path) -> None:
     # when seed is asked for a negative number of members
     line = one_line_error(run(env, "seed", "--members", "-1"))
