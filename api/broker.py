@@ -306,16 +306,7 @@ class RedisBroker(Broker):
         await self._redis.aclose()
 
     async def publish(self, channel: str, message: Message) -> None:
-        data = json.dumps(message)
-        try:
-            await self._redis.publish(self._full(channel), data)
-        except (RedisError, OSError) as exc:
-            logger.warning(
-                "message to %r dropped, Redis publish failed (%s: %s)",
-                channel,
-                type(exc).__name__,
-                exc,
-            )
+        await self.publish_all((channel,), message)
 
     async def publish_all(self, channels: Sequence[str], message: Message) -> None:
         data = json.dumps(message)
