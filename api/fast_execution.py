@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from graphql import (
+    FragmentSpreadNode,
     GraphQLList,
     GraphQLNonNull,
     GraphQLObjectType,
@@ -249,6 +250,34 @@ def _serializes_as_base64(serialize: Any) -> bool:
     return found
 
 
+SHARED_SUBFIELDS_KEPT = 4096
+#: (id(operation), object type, ids of the field nodes) -> (operation, collected fields)
+_SUBFIELDS: dict[tuple[int, Any, tuple[int, ...]], tuple[Any, Any]] = {}
+#: id(operation) -> (operation, whether its document has no directive or fragment argument)
+_STATIC: dict[int, tuple[Any, bool]] = {}
+
+
+def _static(operation: Any, fragments: dict[str, Any]) -> bool:
+    known = _STATIC.get(id(operation))
+    if known is None or known[0] is not operation:
+        roots = [operation, *(f.definition for f in fragments.values())]
+        known = (operation, not any(_has_variable_selection(n) for n in roots))
+        if len(_STATIC) >= SHARED_SUBFIELDS_KEPT:
+            _STATIC.clear()
+        _STATIC[id(operation)] = known
+    return known[1]
+
+
+def _has_variable_selection(node: Any) -> bool:
+    """Whether anything under `node` selects by directive or passes fragment arguments."""
+    if getattr(node, "directives", None) or (
+            isinstance(node, FragmentSpreadNode) and getattr(node, "arguments", None)):
+        return True
+    selection_set = getattr(node, "selection_set", None)
+    return selection_set is not None and any(
+        _has_variable_selection(s) for s in selection_set.selections)
+
+
 class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -438,6 +467,32 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             return self.collect_and_execute_subfields(target, details, path, value,
                                                       position_context)
         return self.execute_fields(target, value, path, grouped_field_set, None)
+
+    def collect_subfields(self, return_type: GraphQLObjectType, field_details_list: Any
+                          ) -> Any:
+        """graphql-core's per-operation memo, then one shared by every execution of the same
+        parsed document (strawberry's parser cache hands out the same nodes each time):
+        which fields an object's selection asks for depends on the document and the
+        object's type alone when the document has no directive (`@skip`, `@include` and
+        `@defer` read variables) and no fragment arguments. Such a document's answer is
+        kept with its operation, whose identity guards the key's node ids."""
+        memo = self._relevant_sub_fields
+        found = memo.get((return_type, id(field_details_list)))
+        if found is not None:
+            return found[1]
+        operation = self.operation
+        if not _static(operation, self.fragments):
+            return super().collect_subfields(return_type, field_details_list)
+        key = (id(operation), return_type, tuple(id(d.node) for d in field_details_list))
+        shared = _SUBFIELDS.get(key)
+        if shared is None or shared[0] is not operation:
+            collected = super().collect_subfields(return_type, field_details_list)
+            if len(_SUBFIELDS) >= SHARED_SUBFIELDS_KEPT:
+                _SUBFIELDS.clear()
+            _SUBFIELDS[key] = (operation, collected)
+            return collected
+        memo[(return_type, id(field_details_list))] = (field_details_list, shared[1])
+        return shared[1]
 
     def _guard(self, result: Any, details: Any, path: Path) -> Any:
         """An awaitable result fails like graphql-core's: on the field's own type and path."""

@@ -15,8 +15,10 @@ from typing import Any
 import pytest
 import strawberry
 from strawberry import relay
+from strawberry.extensions import ParserCache
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
+from api import fast_execution
 from api.fast_execution import FastExecutionContext
 
 
@@ -59,6 +61,11 @@ class Leaf(Named):
         async def value() -> int:
             return 7
         return value()  # type: ignore[return-value]
+
+
+@strawberry.type
+class Badge(Named):
+    shade: str
 
 
 @strawberry.type
@@ -141,6 +148,10 @@ class Query:
                      maybe_leaves=None)
 
     @strawberry.field
+    def named(self, kind: int) -> Named:
+        return _leaf("leaf") if kind == 1 else Badge(name="badge", shade="teal")
+
+    @strawberry.field
     async def slow(self) -> list[Thing]:
         return [self.fine(), Thing(id=4, leaf=None, must_leaf=_leaf("z", must=None),
                                    leaves=[], maybe_leaves=None)]
@@ -175,9 +186,9 @@ class Subscription:
             yield _leaf(f"tick {n}")
 
 
-def _schema(context: type[Any]) -> strawberry.Schema:
-    return strawberry.Schema(query=Query, subscription=Subscription,
-                             execution_context_class=context)
+def _schema(context: type[Any], extensions: list[Any] | None = None) -> strawberry.Schema:
+    return strawberry.Schema(query=Query, subscription=Subscription, types=[Badge],
+                             execution_context_class=context, extensions=extensions or [])
 
 
 @pytest.mark.parametrize("operation", OPERATIONS)
@@ -232,3 +243,44 @@ async def test_an_operations_execution_context_is_freed_when_it_ends() -> None:
         gc.enable()
     assert result.errors is None
     assert alive == []
+
+
+SELECTIVE = """query($skip: Boolean!, $kind: Int!) { fine { leaf { name n @skip(if: $skip) }
+  ... on Thing @include(if: $skip) { leaves { name } } } named(kind: $kind) { name } }"""
+TYPED = """query($kind: Int!) { named(kind: $kind) { name ...F ... on Badge { shade } } }
+  fragment F on Leaf { n colour }"""
+
+
+async def test_one_parsed_document_run_with_other_variables_selects_anew(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the parser cache hands out the same document each time; which fields an object's
+    # selection asks for is shared between its executions only when variables cannot
+    # change it (no directive), and never between object types
+    calls: list[str] = []
+    original = fast_execution.StrawberryGraphQLCoreExecutionContext.collect_subfields
+
+    def counted(self: Any, return_type: Any, details: Any) -> Any:
+        calls.append(return_type.name)
+        return original(self, return_type, details)
+
+    monkeypatch.setattr(fast_execution.StrawberryGraphQLCoreExecutionContext,
+                        "collect_subfields", counted)
+    fast = _schema(FastExecutionContext, [lambda: ParserCache(maxsize=8)])
+    standard = _schema(StrawberryGraphQLCoreExecutionContext)
+    collected = []
+    for operation, variables in [
+            (SELECTIVE, {"skip": True, "kind": 1}), (SELECTIVE, {"skip": False, "kind": 2}),
+            (SELECTIVE, {"skip": True, "kind": 2}), (TYPED, {"kind": 1}),
+            (TYPED, {"kind": 2}), (TYPED, {"kind": 1}), (TYPED, {"kind": 2})]:
+        calls.clear()
+        got = await fast.execute(operation, variable_values=variables)
+        collected.append(sorted(calls))
+        want = await standard.execute(operation, variable_values=variables)
+        assert (got.data, got.errors) == (want.data, None)
+    assert got.data == {"named": {"name": "badge", "shade": "teal"}}
+    assert collected == [
+        # directives: collected on every run (leaf, leaves and named's Leaf)
+        ["Leaf", "Leaf", "Leaf", "Thing"], ["Badge", "Leaf", "Thing"],
+        ["Badge", "Leaf", "Leaf", "Thing"],
+        # none: each type once, then shared by later runs of the same document
+        ["Leaf"], ["Badge"], [], []]
