@@ -36,7 +36,7 @@ from domain.partners.model import Partner
 from domain.partners.services import partners_by_ids, stale_counts
 from domain.program.model import ProgramSettings
 from domain.program.services import get_program
-from domain.rewards.model import Ineligibility, Reward, ineligibility
+from domain.rewards.model import Ineligibility, Reward, Shelf, ineligibility
 from domain.rewards.queries import held_units, redemption_counts, redemptions_pages
 from domain.rewards.services import all_rewards, rewards_by_ids
 from domain.tickets.model import Ticket
@@ -261,6 +261,8 @@ class Services:
     #: The program as last read by this process, per part ("tiers", "settings",
     #: "campaigns"): (version, when, value).
     decoded_program: dict[str, tuple[Any, float, Any]] = field(default_factory=dict)
+    #: The `Shelf` of the last decoded catalogue and ladder: (catalogue, ladder, shelf).
+    shelf: tuple[tuple[Reward, ...], tuple[Tier, ...], Shelf] | None = None
     #: What recent subscription events read, shared by their subscribers (resolvers.ledger).
     event_rows: dict[Any, Any] = field(default_factory=dict)
 
@@ -275,6 +277,7 @@ class Context:
     auth_error: str | None = None
     connection_params: dict[str, Any] | None = None
     _catalogue: list[Reward] | None = None
+    _catalogue_tuple: tuple[Reward, ...] = ()  # the same, as this process's memo holds it
 
     @property
     def settings(self) -> Settings:
@@ -338,7 +341,7 @@ class Context:
             memo = self.services.decoded_catalogue
             if memo is not None and memo[0] == version and \
                     time.monotonic() - memo[1] < CATALOGUE_MEMO_SECONDS:
-                self._catalogue = list(memo[2])
+                self._catalogue, self._catalogue_tuple = list(memo[2]), memo[2]
                 return self._catalogue
             key = f"rewards:catalogue:{version}"
             cached = await cache.get(key)
@@ -347,7 +350,8 @@ class Context:
                 await cache.set(key, [r.to_json() for r in rewards], ttl=CATALOGUE_TTL)
             else:
                 rewards = [Reward.from_json(d) for d in cached]
-            self.services.decoded_catalogue = (version, time.monotonic(), tuple(rewards))
+            self._catalogue_tuple = tuple(rewards)
+            self.services.decoded_catalogue = (version, time.monotonic(), self._catalogue_tuple)
             self._catalogue = rewards
         return self._catalogue
 
@@ -360,16 +364,31 @@ class Context:
         viewer is not a member."""
         return (await self.eligibilities([reward]))[0]
 
-    async def eligible(self, rewards: Sequence[Reward]) -> list[Reward]:
-        """The rewards the viewing member can redeem now (`eligibleOnly`). Those that cost
-        more than it has are never eligible, so only the others are checked (a home screen
-        counts them over the whole catalogue)."""
-        if self.principal.member_id is None:
+    async def eligible(self) -> list[Reward]:
+        """The rewards the viewing member can redeem now (`eligibleOnly`), cheapest first:
+        those of the catalogue for which `eligibility` is None, read off this process's
+        `Shelf` for the current catalogue and ladder (built again when either changes, or
+        when a reward's dates open or close one)."""
+        member_id = self.principal.member_id
+        if member_id is None:
             return []
-        balance = await self.loaders.balance.load(self.principal.member_id)
-        affordable = [r for r in rewards if r.points_cost <= balance.available]
-        verdicts = await self.eligibilities(affordable)
-        return [r for r, why in zip(affordable, verdicts, strict=True) if why is None]
+        member = await self.loaders.member.load(member_id)
+        if member is None:
+            return []
+        await self.catalogue()
+        tiers = await self.tiers()
+        catalogue, ladder = self._catalogue_tuple, await self.loaders._tiers  # type: ignore[misc]
+        now = clock.utcnow()
+        shelf = self.services.shelf
+        if shelf is None or shelf[0] is not catalogue or shelf[1] is not ladder \
+                or not shelf[2].holds_at(now):
+            shelf = (catalogue, ladder, Shelf(catalogue, {t.id: t.rank for t in tiers}, now))
+            self.services.shelf = shelf
+        rank = _rank_of(member, tiers)
+        balance = await self.loaders.balance.load(member_id)
+        taken = await self.loaders.held.load(member_id) \
+            if shelf[2].limits_within(rank, balance.available) else None
+        return shelf[2].eligible(rank, balance.available, taken)
 
     async def eligibilities(self, rewards: Sequence[Reward]) -> list[Ineligibility | bool | None]:
         """`eligibility` of many rewards at once: the member, its balance, its tiers and
@@ -383,8 +402,7 @@ class Context:
             return [False] * len(rewards)
         tiers = await self.tiers()
         ranks = {t.id: t.rank for t in tiers}
-        entry = tier_for(0, tiers)
-        rank = ranks.get(member.tier_id or -1, entry.rank if entry else -1)
+        rank = _rank_of(member, tiers)
         balance = await self.loaders.balance.load(member_id)
         limited = any(r.per_member_limit is not None for r in rewards)
         taken = await self.loaders.held.load(member_id) if limited else {}
@@ -399,6 +417,16 @@ class Context:
         """Forget everything loaded so far: called before each subscription event."""
         self.loaders = Loaders()
         self._catalogue = None
+
+
+def _rank_of(member: Member, tiers: Sequence[Tier]) -> int:
+    """The member's rank on the ladder (the entry tier's when it has none yet; -1 with no
+    ladder), as `ineligibility` compares it."""
+    entry = tier_for(0, tiers)
+    for t in tiers:
+        if t.id == member.tier_id:
+            return t.rank
+    return entry.rank if entry else -1
 
 
 def _tuple_of(load: Callable[[], Awaitable[list[Any]]]) -> Callable[[], Awaitable[tuple[Any, ...]]]:

@@ -35,6 +35,7 @@ from schema.rewards import (
 )
 
 built_directly(RedeemRewardInput)  # every redemption: see resolvers.inputs
+built_directly(RewardFilter)  # every home screen counts what the member can afford
 
 DRAFT_FIELDS = list(RewardDraft.__dataclass_fields__)
 
@@ -66,8 +67,13 @@ class RewardQueries:
                       ) -> RewardConnection:
         size, after_key = page_size(first), decode_cursor(after)
         f = filter or RewardFilter()
-        staff = principal(info).role in STAFF
-        items = [r for r in await info.context.catalogue() if r.active or staff]
+        if f.eligible_only:  # a subset of the active rewards, cheapest first
+            if principal(info).member_id is None:
+                raise BadUserInput("eligibleOnly needs a member's token.")
+            items = await info.context.eligible()
+        else:
+            staff = principal(info).role in STAFF
+            items = [r for r in await info.context.catalogue() if r.active or staff]
         if f.category:
             items = [r for r in items if (r.category or "").lower() == f.category.lower()]
         if f.max_cost is not None:
@@ -76,10 +82,6 @@ class RewardQueries:
             term = f.search.strip().lower()
             items = [r for r in items
                      if term in r.name.lower() or term in (r.description or "").lower()]
-        if f.eligible_only:
-            if principal(info).member_id is None:
-                raise BadUserInput("eligibleOnly needs a member's token.")
-            items = await info.context.eligible(items)
         total = len(items)
         if after_key is not None:
             items = [r for r in items if _sort_key(r) > after_key]

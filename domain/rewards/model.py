@@ -7,6 +7,8 @@ never exceeds its stock; every redemption holds one unit and one unguessable cod
 from __future__ import annotations
 
 import secrets
+from bisect import bisect_right
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -127,6 +129,71 @@ def ineligibility(reward: Reward, now: datetime, *, tier_rank: int, min_tier_ran
     if available_points < reward.points_cost:
         return Ineligibility.INSUFFICIENT_POINTS
     return None
+
+
+class Shelf:
+    """`ineligibility` decided for a whole catalogue at once, for one stretch of time: what
+    a member of each tier could redeem, cheapest first, given its points and the units it
+    holds. A home screen counts every reward its member can redeem; asking `ineligibility`
+    reward by reward cost ~50 us for 200 rewards, the shelf answers with a bisection.
+
+    Built from `catalogue` and the ladder's ranks (tier id -> rank) at `now`; it holds
+    while `holds_at(t)`: from `now` until the next `valid_from` or `valid_until` after it,
+    the only instants at which a reward's availability changes. Stock is read from the
+    catalogue as given (a redemption that empties a reward bumps the catalogue's version,
+    which gives a new catalogue and so a new shelf). `eligible` returns exactly the rewards
+    of `catalogue` for which `ineligibility` is None, in (cost, id) order
+    (tests/unit/test_shelf.py compares the two on random catalogues)."""
+
+    def __init__(self, catalogue: Sequence[Reward], ranks: Mapping[int, int],
+                 now: datetime) -> None:
+        self.start = now
+        edges = [t for r in catalogue for t in (r.valid_from, r.valid_until)
+                 if t is not None and t > now]
+        self.until = min(edges, default=None)
+        self._ranks = ranks
+        self._open = sorted((r for r in catalogue if r.available_at(now)
+                             and (r.remaining is None or r.remaining > 0)),
+                            key=lambda r: (r.points_cost, r.id))
+        self._by_rank: dict[int, tuple[list[Reward], list[int], list[int]]] = {}
+
+    def holds_at(self, now: datetime) -> bool:
+        return self.start <= now and (self.until is None or now < self.until)
+
+    def _for(self, tier_rank: int) -> tuple[list[Reward], list[int], list[int]]:
+        """The rewards open to `tier_rank`, their costs, and the positions of those with a
+        per-member limit."""
+        row = self._by_rank.get(tier_rank)
+        if row is None:
+            ranks = self._ranks
+            rewards = [r for r in self._open if not r.min_tier_id
+                       or ranks.get(r.min_tier_id) is None
+                       or tier_rank >= ranks[r.min_tier_id]]
+            row = (rewards, [r.points_cost for r in rewards],
+                   [i for i, r in enumerate(rewards) if r.per_member_limit is not None])
+            self._by_rank[tier_rank] = row
+        return row
+
+    def limits_within(self, tier_rank: int, available_points: int) -> bool:
+        """Whether a reward with a per-member limit is among those `eligible` would weigh
+        (only then does it need the units the member holds)."""
+        _, costs, limited = self._for(tier_rank)
+        return bool(limited) and limited[0] < bisect_right(costs, available_points)
+
+    def eligible(self, tier_rank: int, available_points: int,
+                 taken: Mapping[int, int] | None) -> list[Reward]:
+        """The rewards a member of `tier_rank` with `available_points` that holds `taken`
+        units (reward id -> units; None only when `limits_within` is False) can redeem."""
+        rewards, costs, limited = self._for(tier_rank)
+        end = bisect_right(costs, available_points)
+        chosen = rewards[:end]
+        if limited and limited[0] < end:
+            assert taken is not None, "limits_within was True: pass the units held"
+            full = {i for i in limited if i < end
+                    and taken.get(rewards[i].id, 0) >= rewards[i].per_member_limit}  # type: ignore[operator]
+            if full:
+                chosen = [r for i, r in enumerate(chosen) if i not in full]
+        return chosen
 
 
 def validate_draft(d: RewardDraft) -> None:
