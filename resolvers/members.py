@@ -15,9 +15,9 @@ from domain.members.events import MemberUpdated
 from domain.members.model import MarketingConsent, Registration
 from domain.members.model import MemberFilter as DomainMemberFilter
 from resolvers.events import ALL_MEMBERS_CHANNEL, member_channel, publish_member_updated
-from resolvers.lookahead import selected_names
 from resolvers.permissions import acting_for, forbid_roles, principal, require, watch_channel
 from schema.errors import BadUserInput, user_error, user_errors
+from schema.lookahead import selected_names
 from schema.members import (
     EraseMemberInput,
     IssueMemberTokenInput,

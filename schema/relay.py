@@ -11,10 +11,10 @@ from typing import Any, Generic, TypeVar
 
 import strawberry
 from strawberry import relay
-from strawberry.types.nodes import FragmentSpread, InlineFragment, SelectedField
 
 from domain.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, Page
 from schema.errors import BadUserInput
+from schema.lookahead import selected_names
 
 NodeT = TypeVar("NodeT")
 
@@ -69,16 +69,10 @@ def node_id(global_id: relay.GlobalID | strawberry.ID | str, type_name: str) -> 
 
 def selects(info: strawberry.Info, name: str) -> bool:
     """Whether the field being resolved selects `name` (directly or through fragments):
-    lets a connection skip its COUNT when nobody asked for `totalCount`."""
-    def walk(selections: list[Any]) -> bool:
-        for s in selections:
-            if isinstance(s, SelectedField) and s.name == name:
-                return True
-            if isinstance(s, (FragmentSpread, InlineFragment)) and walk(s.selections):
-                return True
-        return False
-
-    return any(walk(field.selections) for field in info.selected_fields)
+    lets a connection skip its COUNT when nobody asked for `totalCount`. Read off the
+    syntax tree (`schema.lookahead`), not strawberry's `selected_fields`, which converts
+    the whole selection below the field on every call."""
+    return name in selected_names(info)
 
 
 async def batched_page(info: strawberry.Info, pages: Any, counts: Any, parent: int,

@@ -156,6 +156,7 @@ class Shelf:
                              and (r.remaining is None or r.remaining > 0)),
                             key=lambda r: (r.points_cost, r.id))
         self._by_rank: dict[int, tuple[list[Reward], list[int], list[int]]] = {}
+        self._limited_at: dict[int, dict[int, int]] = {}
 
     def holds_at(self, now: datetime) -> bool:
         return self.start <= now and (self.until is None or now < self.until)
@@ -189,11 +190,24 @@ class Shelf:
         chosen = rewards[:end]
         if limited and limited[0] < end:
             assert taken is not None, "limits_within was True: pass the units held"
-            full = {i for i in limited if i < end
-                    and taken.get(rewards[i].id, 0) >= rewards[i].per_member_limit}  # type: ignore[operator]
+            # by what the member holds (usually little), not by the limited rewards
+            position = self._positions(tier_rank)
+            full = set()
+            for reward_id, units in taken.items():
+                i = position.get(reward_id)
+                if i is not None and i < end and units >= rewards[i].per_member_limit:  # type: ignore[operator]
+                    full.add(i)
             if full:
                 chosen = [r for i, r in enumerate(chosen) if i not in full]
         return chosen
+
+    def _positions(self, tier_rank: int) -> dict[int, int]:
+        """Reward id -> position in `_for(tier_rank)`, for the rewards with a limit."""
+        found = self._limited_at.get(tier_rank)
+        if found is None:
+            rewards, _, limited = self._for(tier_rank)
+            found = self._limited_at[tier_rank] = {rewards[i].id: i for i in limited}
+        return found
 
 
 def validate_draft(d: RewardDraft) -> None:

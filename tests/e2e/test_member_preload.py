@@ -1,5 +1,5 @@
 """Lists of members load the tiers and balances of the whole page up front (resolvers.members
-`_with_loaded`, read through resolvers.lookahead), however the selection is written:
+`_with_loaded`, read through schema.lookahead), however the selection is written:
 plain fields, fragments, inline fragments; `me` and `viewer.member` too. The per-member
 path (an awaited load per field) is then never taken."""
 
