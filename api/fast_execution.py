@@ -20,6 +20,11 @@ Three more shortcuts, each falling back to the same long path when the case is n
   resolver (it would build an `Info` only to read the type name off the path);
 - a resolver that takes `info` gets a `LazyInfo`, whose graphql-core resolve info is built
   only if the resolver reads it (a preloaded member's `tier` and `points` never do);
+- a resolver with arguments (and no field extension) is called directly: its arguments
+  coerced by graphql-core's `get_argument_values`, as `execute_field` does, then passed as
+  they are when strawberry would pass them unchanged (int, str, bool, float, ID), else
+  through strawberry's own `convert_argument`, from a plan made once per field (strawberry
+  resolves each argument's type again on every call: ~10 us per field);
 - an object's sub-fields are executed directly when nothing is deferred, without the two
   layers of incremental-delivery dispatch that then only forward the call.
 
@@ -35,6 +40,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 from typing import Any
 
+import strawberry
 from graphql import (
     FragmentSpreadNode,
     GraphQLList,
@@ -45,10 +51,13 @@ from graphql import (
     is_object_type,
 )
 from graphql.execution.executor import gather_with_cancel, to_nodes
+from graphql.execution.values import get_argument_values
 from graphql.pyutils import Path, Undefined
 from strawberry import relay
 from strawberry.relay.utils import to_base64
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+from strawberry.types.arguments import convert_argument
+from strawberry.types.base import StrawberryOptional
 from strawberry.types.field import StrawberryField
 from strawberry.types.fields.resolver import StrawberryResolver
 from strawberry.types.info import Info
@@ -80,6 +89,10 @@ class Plan:
     self_arg: bool = False
     source_names: tuple[str, ...] = ()
     info_name: str | None = None
+    # Resolvers with arguments: (GraphQL name, Python name, the strawberry type to convert
+    # the coerced value to, or None when it is passed as it is)
+    arguments: tuple[tuple[str, str, Any], ...] = ()
+    convert: Any = None  # (value, type, info, path) -> strawberry's conversion
 
 
 def _call_of(definition: Any) -> Any:
@@ -176,9 +189,27 @@ def _id_attr(cls: type) -> str | None:
         return attr
 
 
-def _plan(field_def: Any, info_class: type[Info]) -> Plan | None:
+_AS_IS_ARGUMENTS = (int, str, bool, float, strawberry.ID)
+
+
+def _arguments(definition: Any, schema: Any) -> tuple[tuple[str, str, Any], ...]:
+    """How a resolver's arguments are passed: a scalar strawberry would pass as graphql-core
+    coerced it goes as it is; anything else through strawberry's `convert_argument`."""
+    config = schema.config
+    plan = []
+    for argument in definition.arguments:
+        kind = argument.type
+        inner = kind.of_type if type(kind) is StrawberryOptional else kind
+        plan.append((config.name_converter.from_argument(argument), argument.python_name,
+                     None if inner in _AS_IS_ARGUMENTS else kind))
+    return tuple(plan)
+
+
+def _plan(field_def: Any, schema: Any) -> Plan | None:
+    info_class = schema.config.info_class
     definition = (field_def.extensions or {}).get("strawberry-definition")
-    if definition is None or field_def.args or definition.extensions:
+    if definition is None or definition.extensions \
+            or (field_def.args and definition.base_resolver is None):
         return None
     kind, non_null, target = _completion(field_def.type)
     resolver = definition.base_resolver
@@ -189,10 +220,10 @@ def _plan(field_def: Any, info_class: type[Info]) -> Plan | None:
         return Plan(NODE_ID, non_null, target, definition.python_name, None, definition,
                     field_def, _lazy_info_class(info_class))
     if definition.base_resolver is not None:
-        # A resolver with no arguments and no field extension (no permission class):
-        # called as strawberry calls it, without its argument conversion and wrappers.
-        if definition.arguments or field_def.resolve is None \
-                or not _no_exception_handlers(field_def.resolve):
+        # A resolver with no field extension (no permission class): called as strawberry
+        # calls it, its arguments converted from a plan, without strawberry's wrappers.
+        if field_def.resolve is None or not _no_exception_handlers(field_def.resolve) \
+                or len(definition.arguments) != len(field_def.args):
             return None
         resolver = definition.base_resolver
         return Plan(kind, non_null, target, definition.python_name, None, definition,
@@ -200,18 +231,28 @@ def _plan(field_def: Any, info_class: type[Info]) -> Plan | None:
                     resolver.self_parameter is not None,
                     tuple(p.name for p in (resolver.parent_parameter, resolver.root_parameter)
                           if p is not None),
-                    resolver.info_parameter.name if resolver.info_parameter else None)
+                    resolver.info_parameter.name if resolver.info_parameter else None,
+                    _arguments(definition, schema), _converter(schema))
     if not getattr(field_def.resolve, "_is_default", False) or kind == OTHER:
         return None
     return Plan(kind, non_null, target, definition.python_name, definition.default_resolver,
                 None, field_def)
 
 
-def _plans(parent_type: GraphQLObjectType, info_class: type[Info]) -> dict[str, Plan]:
+def _converter(schema: Any) -> Any:
+    config, registry = schema.config, schema.schema_converter.scalar_registry
+
+    def convert(value: Any, kind: Any, info: Any, name: str) -> Any:
+        return convert_argument(value, kind, registry, config, info, path=(name,))
+
+    return convert
+
+
+def _plans(parent_type: GraphQLObjectType, schema: Any) -> dict[str, Plan]:
     plans: dict[str, Plan] | None = parent_type.__dict__.get(_PLANS)
     if plans is None:
         plans = {name: plan for name, field_def in parent_type.fields.items()
-                 if (plan := _plan(field_def, info_class)) is not None}
+                 if (plan := _plan(field_def, schema)) is not None}
         parent_type.__dict__[_PLANS] = plans
     return plans
 
@@ -307,7 +348,7 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                                           position_context)
         plans = parent_type.__dict__.get(_PLANS)
         if plans is None:  # (a type may have no plain field: an empty dict is a plan too)
-            plans = _plans(parent_type, self.schema._strawberry_schema.config.info_class)  # type: ignore[attr-defined]
+            plans = _plans(parent_type, self.schema._strawberry_schema)  # type: ignore[attr-defined]
         results: dict[str, Any] = {}
         is_awaitable = self.is_awaitable
         awaitable_fields: list[str] = []
@@ -383,8 +424,9 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
     def _resolve(self, plan: Plan, parent_type: GraphQLObjectType, source: Any, details: Any,
                  path: Path, position_context: Any) -> Any:
-        """What `execute_field` does for a resolver without arguments, minus strawberry's
-        argument conversion and extension chain (there is nothing to convert or chain)."""
+        """What `execute_field` does for a resolver without field extensions, minus
+        strawberry's wrappers: the arguments coerced by graphql-core and converted from the
+        field's plan (strawberry resolves every argument's type again on each call)."""
         field_def = plan.field_def
         resolved = getattr(source, RESOLVED, None)
         if resolved is not None and plan.attr in resolved:
@@ -395,9 +437,20 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
                 return self._guard(completed, details, path)
         kwargs: dict[str, Any] = {name: source for name in plan.source_names}
         lazy: Any = None
-        if plan.info_name is not None:
-            lazy = kwargs[plan.info_name] = plan.info_class(self, field_def, details,
-                                                            parent_type, path, plan.resolver)
+        if plan.info_name is not None or plan.arguments:
+            lazy = plan.info_class(self, field_def, details, parent_type, path, plan.resolver)
+            if plan.info_name is not None:
+                kwargs[plan.info_name] = lazy
+        if plan.arguments:
+            node = details[0]
+            # as graphql-core's `execute_field` coerces them, then as strawberry converts
+            values = get_argument_values(field_def, node.node, self.variable_values,
+                                         node.fragment_variable_values, self.hide_suggestions)
+            for graphql_name, python_name, kind in plan.arguments:
+                if graphql_name in values:
+                    value = values[graphql_name]
+                    kwargs[python_name] = value if kind is None else \
+                        plan.convert(value, kind, lazy, graphql_name)
         result = plan.call(source, **kwargs) if plan.self_arg else plan.call(**kwargs)
         if self.is_awaitable(result):
             info = lazy._raw_info if lazy is not None else self.build_resolve_info(

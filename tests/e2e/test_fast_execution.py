@@ -116,8 +116,31 @@ def _leaf(name: str, **kw: Any) -> Leaf:
     return Leaf(**values)
 
 
+@strawberry.input
+class Window:
+    first: int = 2
+    colour: Colour | None = None
+    tags: list[str] | None = None
+
+
+def _seen(**values: Any) -> str:
+    """What a resolver received, types included (a conversion difference shows)."""
+    return repr(sorted((k, type(v).__name__, v) for k, v in values.items()))
+
+
 @strawberry.type
 class Query:
+    @strawberry.field
+    def echo(self, n: int, s: str | None = None, flag: bool = False,
+             colour: Colour | None = None, ids: list[int] | None = None,
+             window: Window | None = None, key: strawberry.ID | None = None) -> str:
+        return _seen(n=n, s=s, flag=flag, colour=colour, ids=ids, window=window, key=key)
+
+    @strawberry.field
+    async def node_key(self, info: strawberry.Info, id: relay.GlobalID,
+                       maybe: strawberry.Maybe[int | None] = None) -> str:
+        return f"{info.field_name}:{id.type_name}:{id.node_id}:{maybe!r}"
+
     @strawberry.field
     def fine(self) -> Thing:
         return Thing(id=1, leaf=_leaf("a"), must_leaf=_leaf("b"),
@@ -176,6 +199,54 @@ OPERATIONS = [
     "{ nameless { id leaf { name } } }",
     "{ a: others { where } b: others { w: where } }",
 ]
+
+
+ARGUMENTS = [
+    ("{ echo(n: 1) }", None),
+    ('{ a: echo(n: 2, s: "x", flag: true, colour: RED, ids: [1, 2]) b: echo(n: 3, s: null) }',
+     None),
+    ("{ echo(n: 1, window: {}) }", None),
+    ('{ echo(n: 1, window: {first: 5, colour: RED, tags: ["a"]}, key: 7) }', None),
+    ("query($n: Int!, $w: Window, $c: Colour) { echo(n: $n, window: $w, colour: $c) }",
+     {"n": 4, "w": {"tags": None, "colour": "RED"}, "c": None}),
+    ("query($n: Int!) { echo(n: $n) }", {"n": 2**40}),  # refused by Int: an error
+    ("{ echo(n: 1, ids: 3) }", None),  # a single value where a list is asked for
+    ('{ nodeKey(id: "VGhpbmc6MQ==") a: nodeKey(id: "VGhpbmc6MQ==", maybe: null) '
+     'b: nodeKey(id: "VGhpbmc6MQ==", maybe: 3) }', None),
+    ('{ nodeKey(id: "not a global id") }', None),
+    ("query($id: ID!) { nodeKey(id: $id) }", {"id": "VGhpbmc6Mg=="}),
+]
+
+
+@pytest.mark.parametrize(("operation", "variables"), ARGUMENTS)
+async def test_resolvers_with_arguments_receive_what_strawberry_gives_them(
+        operation: str, variables: dict[str, Any] | None) -> None:
+    standard = await _schema(StrawberryGraphQLCoreExecutionContext).execute(
+        operation, variable_values=variables)
+    fast = await _schema(FastExecutionContext).execute(operation, variable_values=variables)
+    assert fast.data == standard.data
+    assert sorted((e.message, e.path) for e in fast.errors or []) == \
+        sorted((e.message, e.path) for e in standard.errors or [])
+
+
+async def test_resolvers_with_arguments_take_the_short_path(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # the comparison above means something only if the plan is used: neither graphql-core's
+    # `execute_field` nor strawberry's argument conversion runs for them
+    calls: list[str] = []
+    original = FastExecutionContext.execute_field
+
+    def counted(self: Any, parent_type: Any, *args: Any) -> Any:
+        calls.append(parent_type.name)
+        return original(self, parent_type, *args)
+
+    monkeypatch.setattr(FastExecutionContext, "execute_field", counted)
+    monkeypatch.setattr("strawberry.schema.schema_converter.get_arguments",
+                        lambda **_: calls.append("get_arguments"))
+    result = await _schema(FastExecutionContext).execute(ARGUMENTS[3][0])
+    assert result.errors is None
+    assert calls == []
+    assert "Window(first=5" in result.data["echo"]  # type: ignore[index]
 
 
 @strawberry.type
