@@ -221,26 +221,14 @@ ARGUMENTS = [
 @pytest.mark.parametrize(("operation", "variables"), ARGUMENTS)
 async def test_resolvers_with_arguments_receive_what_strawberry_gives_them(
         operation: str, variables: dict[str, Any] | None) -> None:
-    standard = await _schema(StrawberryGraphQLCoreExecutionContext).execute(
-        operation, variable_values=variables)
-    fast = await _schema(FastExecutionContext).execute(operation, variable_values=variables)
-    assert fast.data == standard.data
-    assert sorted((e.message, e.path) for e in fast.errors or []) == \
-        sorted((e.message, e.path) for e in standard.errors or [])
+    await _answer_alike(operation, variables)
 
 
 async def test_resolvers_with_arguments_take_the_short_path(
         monkeypatch: pytest.MonkeyPatch) -> None:
     # the comparison above means something only if the plan is used: neither graphql-core's
     # `execute_field` nor strawberry's argument conversion runs for them
-    calls: list[str] = []
-    original = FastExecutionContext.execute_field
-
-    def counted(self: Any, parent_type: Any, *args: Any) -> Any:
-        calls.append(parent_type.name)
-        return original(self, parent_type, *args)
-
-    monkeypatch.setattr(FastExecutionContext, "execute_field", counted)
+    calls = _long_paths(monkeypatch)
     monkeypatch.setattr("strawberry.schema.schema_converter.get_arguments",
                         lambda **_: calls.append("get_arguments"))
     result = await _schema(FastExecutionContext).execute(ARGUMENTS[3][0])
@@ -262,16 +250,32 @@ def _schema(context: type[Any], extensions: list[Any] | None = None) -> strawber
                              execution_context_class=context, extensions=extensions or [])
 
 
+async def _answer_alike(operation: str, variables: dict[str, Any] | None = None) -> None:
+    """The operation gives the same data and errors (message, path) through both contexts."""
+    standard = await _schema(StrawberryGraphQLCoreExecutionContext).execute(
+        operation, variable_values=variables)
+    fast = await _schema(FastExecutionContext).execute(operation, variable_values=variables)
+    assert fast.data == standard.data
+    assert sorted((e.message, e.path) for e in fast.errors or []) == \
+        sorted((e.message, e.path) for e in standard.errors or [])
+
+
+def _long_paths(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The parent types of the fields that take graphql-core's `execute_field` from now on."""
+    calls: list[str] = []
+    original = FastExecutionContext.execute_field
+
+    def counted(self: Any, parent_type: Any, *args: Any) -> Any:
+        calls.append(parent_type.name)
+        return original(self, parent_type, *args)
+
+    monkeypatch.setattr(FastExecutionContext, "execute_field", counted)
+    return calls
+
+
 @pytest.mark.parametrize("operation", OPERATIONS)
 async def test_the_fast_path_answers_as_graphql_core_does(operation: str) -> None:
-    standard = await _schema(StrawberryGraphQLCoreExecutionContext).execute(operation)
-    fast = await _schema(FastExecutionContext).execute(operation)
-
-    def errors(result: Any) -> list[tuple[str, list[Any] | None]]:
-        return sorted((e.message, e.path) for e in result.errors or [])
-
-    assert fast.data == standard.data
-    assert errors(fast) == errors(standard)
+    await _answer_alike(operation)
 
 
 async def test_a_subscription_without_arguments_delivers_its_events() -> None:
@@ -284,14 +288,7 @@ async def test_a_subscription_without_arguments_delivers_its_events() -> None:
 async def test_plain_fields_skip_graphql_cores_path(monkeypatch: pytest.MonkeyPatch) -> None:
     # the comparison above means something only if the fast path is taken: a clean
     # operation of attributes and argument-less resolvers never reaches `execute_field`
-    calls: list[str] = []
-    original = FastExecutionContext.execute_field
-
-    def counted(self: Any, parent_type: Any, *args: Any) -> Any:
-        calls.append(parent_type.name)
-        return original(self, parent_type, *args)
-
-    monkeypatch.setattr(FastExecutionContext, "execute_field", counted)
+    calls = _long_paths(monkeypatch)
     result = await _schema(FastExecutionContext).execute(CLEAN)
     assert result.errors is None
     assert result.data == {"fine": {"id": "VGhpbmc6MQ==", "leaf": {
