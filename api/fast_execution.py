@@ -291,22 +291,33 @@ def _serializes_as_base64(serialize: Any) -> bool:
     return found
 
 
-SHARED_SUBFIELDS_KEPT = 4096
-#: (id(operation), object type, ids of the field nodes) -> (operation, collected fields)
-_SUBFIELDS: dict[tuple[int, Any, tuple[int, ...]], tuple[Any, Any]] = {}
-#: id(operation) -> (operation, whether its document has no directive or fragment argument)
-_STATIC: dict[int, tuple[Any, bool]] = {}
+OPERATIONS_KEPT = 2048
+#: id(operation) -> (a weak reference to it, whether its document selects the same fields
+#: whatever its variables, the sub-selections collected for it by (object type, ids of the
+#: field nodes)). An entry goes when its operation does, i.e. with its document: the
+#: parser cache's documents, and those of operations still running.
+_OPERATIONS: dict[int, tuple[Any, bool, dict[tuple[Any, tuple[int, ...]], Any]]] = {}
 
 
-def _static(operation: Any, fragments: dict[str, Any]) -> bool:
-    known = _STATIC.get(id(operation))
-    if known is None or known[0] is not operation:
-        roots = [operation, *(f.definition for f in fragments.values())]
-        known = (operation, not any(_has_variable_selection(n) for n in roots))
-        if len(_STATIC) >= SHARED_SUBFIELDS_KEPT:
-            _STATIC.clear()
-        _STATIC[id(operation)] = known
-    return known[1]
+def _memo_of(operation: Any, fragments: dict[str, Any]
+             ) -> tuple[Any, bool, dict[tuple[Any, tuple[int, ...]], Any]] | None:
+    key = id(operation)
+    found = _OPERATIONS.get(key)
+    if found is not None and found[0]() is operation:
+        return found
+    if len(_OPERATIONS) >= OPERATIONS_KEPT:  # (only with thousands of live documents)
+        return None
+
+    def forget(reference: Any) -> None:
+        entry = _OPERATIONS.get(key)
+        if entry is not None and entry[0] is reference:
+            del _OPERATIONS[key]
+
+    roots = [operation, *(f.definition for f in fragments.values())]
+    found = (weakref.ref(operation, forget),
+             not any(_has_variable_selection(n) for n in roots), {})
+    _OPERATIONS[key] = found
+    return found
 
 
 def _has_variable_selection(node: Any) -> bool:
@@ -527,25 +538,24 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         parsed document (strawberry's parser cache hands out the same nodes each time):
         which fields an object's selection asks for depends on the document and the
         object's type alone when the document has no directive (`@skip`, `@include` and
-        `@defer` read variables) and no fragment arguments. Such a document's answer is
-        kept with its operation, whose identity guards the key's node ids."""
+        `@defer` read variables) and no fragment arguments. Such a document's answers are
+        kept while its operation lives (`_OPERATIONS`), keyed by the ids of its own nodes,
+        which live as long as it does."""
         memo = self._relevant_sub_fields
         found = memo.get((return_type, id(field_details_list)))
         if found is not None:
             return found[1]
-        operation = self.operation
-        if not _static(operation, self.fragments):
+        shared = _memo_of(self.operation, self.fragments)
+        if shared is None or not shared[1]:
             return super().collect_subfields(return_type, field_details_list)
-        key = (id(operation), return_type, tuple(id(d.node) for d in field_details_list))
-        shared = _SUBFIELDS.get(key)
-        if shared is None or shared[0] is not operation:
-            collected = super().collect_subfields(return_type, field_details_list)
-            if len(_SUBFIELDS) >= SHARED_SUBFIELDS_KEPT:
-                _SUBFIELDS.clear()
-            _SUBFIELDS[key] = (operation, collected)
+        key = (return_type, tuple(id(d.node) for d in field_details_list))
+        collected = shared[2].get(key)
+        if collected is None:
+            collected = shared[2][key] = super().collect_subfields(return_type,
+                                                                   field_details_list)
             return collected
-        memo[(return_type, id(field_details_list))] = (field_details_list, shared[1])
-        return shared[1]
+        memo[(return_type, id(field_details_list))] = (field_details_list, collected)
+        return collected
 
     def _guard(self, result: Any, details: Any, path: Path) -> Any:
         """An awaitable result fails like graphql-core's: on the field's own type and path."""

@@ -352,3 +352,16 @@ async def test_one_parsed_document_run_with_other_variables_selects_anew(
         ["Badge", "Leaf", "Leaf", "Thing"],
         # none: each type once, then shared by later runs of the same document
         ["Leaf"], ["Badge"], [], []]
+
+
+async def test_shared_field_collection_goes_with_its_document() -> None:
+    # documents that are parsed for one operation only (no parser cache here) leave
+    # nothing behind: an entry lives as long as its operation
+    schema = _schema(FastExecutionContext)
+    gc.collect()
+    before = len(fast_execution._OPERATIONS)
+    for n in range(50):
+        result = await schema.execute(f"{{ a{n}: fine {{ leaf {{ name }} }} }}")
+        assert result.errors is None
+    gc.collect()
+    assert len(fast_execution._OPERATIONS) == before
