@@ -31,7 +31,7 @@ from api.graphql import GraphQLApp
 from api.middleware import BodySizeLimit, RequestId
 from api.observability import configure_logging
 from api.scheduler import Scheduler
-from api.settings import Settings, SettingsError, unreachable_redis
+from api.settings import Settings, SettingsError, require_redis
 from api.throttle import Throttle
 from domain.access import Role
 from domain.members import passwords
@@ -60,11 +60,8 @@ def build_services(settings: Settings) -> Services:
 async def check_redis(services: Services) -> None:
     if services.settings.redis_url is None:
         return
-    try:
-        await asyncio.wait_for(services.cache.ping(), 5)
-        await asyncio.wait_for(services.broker.ping(), 5)
-    except Exception as exc:
-        raise unreachable_redis(services.settings.redis_url, exc) from None
+    await require_redis(services.settings.redis_url, services.cache.ping,
+                        services.broker.ping)
 
 
 def webhook_policy(settings: Settings) -> DeliveryPolicy:

@@ -7,14 +7,13 @@ demo data obeys every rule real data does.
 
 from __future__ import annotations
 
-import asyncio
 import random
 from datetime import date, timedelta
 from decimal import Decimal
 
 from api import db
 from api.cache import build_cache
-from api.settings import Settings, unreachable_redis
+from api.settings import Settings, require_redis
 from domain import clock
 from domain.errors import DomainError
 from domain.ledger.services import record_purchase
@@ -31,7 +30,6 @@ from domain.tiers.model import TicketPriority, TierDraft
 from domain.tiers.services import create_tier, list_tiers
 from resolvers.events import invalidate_catalogue, invalidate_program
 
-REDIS_TIMEOUT = 5.0  # seconds, as `serve` waits
 DEMO_PASSWORD = "demo-password"  # noqa: S105 - documented demo credentials
 DEMO_TIERS = [
     TierDraft("Silver", 1, 0, Decimal("1"), ("Member prices", "Birthday bonus"),
@@ -58,10 +56,7 @@ async def seed(settings: Settings, members: int) -> str:
     cache = build_cache(url, f"{settings.redis_prefix}:cache") if url else None
     try:
         if cache is not None and url is not None:
-            try:
-                await asyncio.wait_for(cache.ping(), REDIS_TIMEOUT)
-            except Exception as exc:
-                raise unreachable_redis(url, exc) from None
+            await require_redis(url, cache.ping)
         await db.migrate(settings)
         await db.open_database(settings)
         try:

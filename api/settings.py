@@ -7,11 +7,13 @@ Owns: the mapping from environment variables (see README "Configuration") to one
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 DEV_JWT_SECRET = "loyalgraph-development-secret-do-not-use-in-production"  # noqa: S105
@@ -27,10 +29,18 @@ def redact_url(url: str) -> str:
     return re.sub(r"(//[^:/@]*:)[^@]*@", r"\1***@", url)
 
 
-def unreachable_redis(url: str, exc: BaseException) -> SettingsError:
-    """The one line for a Redis that does not answer (its password never shown)."""
-    return SettingsError(f"cannot reach Redis at {redact_url(url)}: "
-                         f"{str(exc).strip() or type(exc).__name__}")
+REDIS_TIMEOUT = 5.0  # seconds a command waits for the configured Redis to answer a ping
+
+
+async def require_redis(url: str, *pings: Callable[[], Awaitable[Any]]) -> None:
+    """Each ping answered within `REDIS_TIMEOUT`, or one line for a Redis that does not
+    answer (its password never shown): `serve` and `seed` refuse to start without it."""
+    try:
+        for ping in pings:
+            await asyncio.wait_for(ping(), REDIS_TIMEOUT)
+    except Exception as exc:
+        raise SettingsError(f"cannot reach Redis at {redact_url(url)}: "
+                            f"{str(exc).strip() or type(exc).__name__}") from None
 
 
 @dataclass(frozen=True)
