@@ -276,8 +276,7 @@ class Context:
     loaders: Loaders = field(default_factory=Loaders)
     auth_error: str | None = None
     connection_params: dict[str, Any] | None = None
-    _catalogue: list[Reward] | None = None
-    _catalogue_tuple: tuple[Reward, ...] = ()  # the same, as this process's memo holds it
+    _catalogue: tuple[Reward, ...] | None = None  # as this process's memo holds it
 
     @property
     def settings(self) -> Settings:
@@ -292,11 +291,16 @@ class Context:
         return self.services.broker
 
     async def tiers(self) -> list[Tier]:
-        # One read per operation, however many resolvers ask at the same time.
+        return list(await self._ladder())
+
+    async def _ladder(self) -> tuple[Tier, ...]:
+        """The tier ladder as this process's copy holds it (the same tuple while the
+        program's version holds); one read per operation, however many resolvers ask at
+        the same time."""
         if self.loaders._tiers is None:
             self.loaders._tiers = asyncio.ensure_future(
                 self._of_program("tiers", _tuple_of(list_tiers)))
-        return list(await self.loaders._tiers)
+        return await self.loaders._tiers
 
     async def program(self) -> ProgramSettings:
         """The program's settings (see `_of_program`)."""
@@ -324,7 +328,7 @@ class Context:
         self.services.decoded_program[part] = (version, time.monotonic(), value)
         return value
 
-    async def catalogue(self) -> list[Reward]:
+    async def catalogue(self) -> tuple[Reward, ...]:
         """The whole rewards catalogue, from the shared cache when it is there.
 
         Cached under a version number that every write bumps (`invalidate_catalogue`), so a
@@ -341,7 +345,7 @@ class Context:
             memo = self.services.decoded_catalogue
             if memo is not None and memo[0] == version and \
                     time.monotonic() - memo[1] < CATALOGUE_MEMO_SECONDS:
-                self._catalogue, self._catalogue_tuple = list(memo[2]), memo[2]
+                self._catalogue = memo[2]
                 return self._catalogue
             key = f"rewards:catalogue:{version}"
             cached = await cache.get(key)
@@ -350,9 +354,8 @@ class Context:
                 await cache.set(key, [r.to_json() for r in rewards], ttl=CATALOGUE_TTL)
             else:
                 rewards = [Reward.from_json(d) for d in cached]
-            self._catalogue_tuple = tuple(rewards)
-            self.services.decoded_catalogue = (version, time.monotonic(), self._catalogue_tuple)
-            self._catalogue = rewards
+            self._catalogue = tuple(rewards)
+            self.services.decoded_catalogue = (version, time.monotonic(), self._catalogue)
         return self._catalogue
 
     async def invalidate_catalogue(self) -> None:
@@ -375,16 +378,14 @@ class Context:
         member = await self.loaders.member.load(member_id)
         if member is None:
             return []
-        await self.catalogue()
-        tiers = await self.tiers()
-        catalogue, ladder = self._catalogue_tuple, await self.loaders._tiers  # type: ignore[misc]
+        catalogue, ladder = await self.catalogue(), await self._ladder()
         now = clock.utcnow()
         shelf = self.services.shelf
         if shelf is None or shelf[0] is not catalogue or shelf[1] is not ladder \
                 or not shelf[2].holds_at(now):
-            shelf = (catalogue, ladder, Shelf(catalogue, {t.id: t.rank for t in tiers}, now))
+            shelf = (catalogue, ladder, Shelf(catalogue, {t.id: t.rank for t in ladder}, now))
             self.services.shelf = shelf
-        rank = _rank_of(member, tiers)
+        rank = _rank_of(member, ladder)
         balance = await self.loaders.balance.load(member_id)
         taken = await self.loaders.held.load(member_id) \
             if shelf[2].limits_within(rank, balance.available) else None
