@@ -27,6 +27,7 @@ from api.auth import TokenService
 from api.broker import build_broker
 from api.cache import build_cache
 from api.context import Services
+from api.fast_http import PlainPost
 from api.graphql import GraphQLApp
 from api.middleware import BodySizeLimit, RequestId
 from api.observability import configure_logging
@@ -118,7 +119,8 @@ def create_app(settings: Settings | None = None) -> Starlette:
 
     app = Starlette(
         routes=[
-            Route("/graphql", graphql, methods=["GET", "POST"]),
+            Route("/graphql", PlainPost(graphql, settings.max_tokens, graphql.rules),
+                  methods=["GET", "POST"]),
             WebSocketRoute("/graphql", graphql),
             Route("/healthz", healthz),
         ],

@@ -166,15 +166,23 @@ class LoyaltyExecutionContext(SharedEventExecutionContext, FastExecutionContext)
     operation and principal, not once per subscriber (most of a fan-out's time otherwise)."""
 
 
-def build_schema(settings: Settings) -> strawberry.Schema:
-    # The rules are built once. QueryDepthLimiter and MaxAliasesLimiter create a new rule
-    # class per instance, and the validation cache keys on the rule classes: with an instance
-    # per operation every request missed the cache and was validated in full (most of
-    # the time of `{ __typename }`; README, Performance).
+def operation_rules(settings: Settings) -> tuple[Any, ...]:
+    """The validation rules every operation is held to beyond the specification's: depth,
+    aliases and, when it is off, introspection."""
     rules = (*QueryDepthLimiter(max_depth=settings.max_query_depth).validation_rules,
              *MaxAliasesLimiter(max_alias_count=settings.max_aliases).validation_rules)
     if not settings.introspection:
         rules += tuple(DisableIntrospection().validation_rules)
+    return rules
+
+
+def build_schema(settings: Settings, rules: tuple[Any, ...] | None = None
+                 ) -> strawberry.Schema:
+    # The rules are built once. QueryDepthLimiter and MaxAliasesLimiter create a new rule
+    # class per instance, and the validation cache keys on the rule classes: with an instance
+    # per operation every request missed the cache and was validated in full (most of
+    # the time of `{ __typename }`; README, Performance).
+    rules = operation_rules(settings) if rules is None else rules
     validations = ValidationsByDocument(maxsize=512)
     # Factories, so that every operation gets fresh extension instances.
     extensions: list[Any] = [
@@ -208,8 +216,9 @@ class GraphQLApp(GraphQL[Context, None]):
 
     def __init__(self, services: Services) -> None:
         settings = services.settings
+        self.rules = operation_rules(settings)
         super().__init__(
-            build_schema(settings),
+            build_schema(settings, self.rules),
             graphql_ide="graphiql" if settings.graphiql else None,
             allow_queries_via_get=False,
             allowed_origins=settings.ws_allowed_origins,
@@ -223,6 +232,11 @@ class GraphQLApp(GraphQL[Context, None]):
         return orjson.dumps(data).decode()
 
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
+        return await self.new_context(request, response)
+
+    async def new_context(self, request: Request | WebSocket, response: Any) -> Context:
+        """The operation's context; for an HTTP request, authenticated by its header (a
+        refused token leaves `auth_error` for the operation to answer with)."""
         ctx = Context(services=self.services, principal=ANONYMOUS, request=request,
                       response=response)
         if isinstance(request, Request):

@@ -1,0 +1,208 @@
+"""The plain GraphQL POST, answered without strawberry's HTTP view and extension runner.
+
+Nearly every request is a JSON POST of a query that parsed and validated before. strawberry's
+view answers it through its request adapter, content negotiation, the schema's extension
+runner (an async context manager per phase and per extension) and its result processing:
+about 100 us of a 2-core machine's CPU per request, as much as uvicorn's HTTP itself
+(README, Performance). `PlainPost` answers that case directly, with what strawberry's view
+and `Schema.execute` would do for it:
+
+- the document is parsed (with the token limit) and validated (with the depth, alias and
+  introspection rules) once per query text, and kept with its operation's type;
+- the context is the view's (`GraphQLApp.new_context`: the same authentication);
+- graphql-core's `execute` runs with the schema's execution context class;
+- errors go through the schema's `_process_errors` (codes, masking, suggestions removed);
+- the response is `process_result`'s, encoded as the view encodes it.
+
+Every other request goes to strawberry's view unchanged, its body replayed: other methods
+and content types, a body that is not a JSON object with a string `query`, a document that
+does not parse or validate, a missing or unknown operation, a subscription, a streaming
+`accept` header, a batch. Those are rare, and keep strawberry's exact answers (400s, error
+messages). JSON that is neither an object nor a list is refused here with a 400: strawberry's
+view fails on it with a 500. tests/e2e/test_fast_http.py sends the same requests both ways
+and compares the responses byte for byte.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from graphql import (
+    DocumentNode,
+    GraphQLError,
+    OperationDefinitionNode,
+    OperationType,
+    execute,
+    parse,
+    specified_rules,
+)
+from graphql.utilities import get_operation_ast
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.types import Message, Receive, Scope, Send
+from strawberry.execution import optimized_is_awaitable
+from strawberry.http import process_result
+from strawberry.schema.schema import validate_document
+from strawberry.types import ExecutionResult
+
+if TYPE_CHECKING:
+    from api.graphql import GraphQLApp
+
+_PLAIN_KEYS = frozenset(("query", "variables", "operationName", "extensions"))
+_JSON_HEADERS = ((b"content-type", b"application/json"),)
+_NOT_PLAIN: Any = object()
+NOT_AN_OBJECT: Any = object()
+
+
+class PlainPost:
+    """ASGI app for /graphql: the plain POST here, everything else through `view`."""
+
+    def __init__(self, view: GraphQLApp, max_tokens: int, rules: tuple[Any, ...],
+                 maxsize: int = 512) -> None:
+        self.view, self.max_tokens, self.maxsize = view, max_tokens, maxsize
+        self.rules = (*specified_rules, *rules)  # as strawberry's operation has them
+        self.schema = view.schema
+        self._graphql_schema = view.schema._schema  # type: ignore[attr-defined]
+        self._executor = view.schema.execution_context_class  # type: ignore[attr-defined]
+        #: query text -> (document, runnable operation names) or _NOT_PLAIN, most recent last
+        self._documents: OrderedDict[str, Any] = OrderedDict()
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["method"] != "POST" or not _json_only(scope):
+            await self.view(scope, receive, send)
+            return
+        body = await _read_body(receive)
+        request = self._plain(body)
+        if request is NOT_AN_OBJECT:
+            # strawberry's view fails on these with a 500 (it calls `.get` on the value)
+            await PlainTextResponse("The GraphQL request must be a JSON object (or a list "
+                                    "of them).", status_code=400)(scope, receive, send)
+            return
+        if request is None:
+            await self.view(scope, _replay(body, receive), send)
+            return
+        document, variables, operation_name, extensions = request
+        context = await self.view.new_context(Request(scope, receive), None)
+        if context.auth_error:
+            result = ExecutionResult(data=None, errors=[GraphQLError(
+                context.auth_error, extensions={"code": "UNAUTHENTICATED"})])
+        else:
+            result = await self._execute(document, variables, operation_name, extensions,
+                                         context)
+        payload = self.view.encode_json(process_result(result)).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-length", str(len(payload)).encode()),
+                                *_JSON_HEADERS]})
+        await send({"type": "http.response.body", "body": payload})
+
+    def _plain(self, body: bytes) -> Any:
+        """(document, variables, operationName, extensions) of a plain request;
+        NOT_AN_OBJECT for JSON that is neither an object nor a list; None for anything
+        strawberry's view should answer."""
+        try:
+            data = json.loads(body)
+        except ValueError:
+            return None
+        if type(data) is not dict:
+            return None if type(data) is list else NOT_AN_OBJECT
+        if not data.keys() <= _PLAIN_KEYS:
+            return None
+        query, variables = data.get("query"), data.get("variables")
+        operation_name, extensions = data.get("operationName"), data.get("extensions")
+        if type(query) is not str or not (variables is None or type(variables) is dict) or \
+                not (operation_name is None or type(operation_name) is str) or \
+                not (extensions is None or type(extensions) is dict):
+            return None
+        found = self._documents.get(query)
+        if found is None:
+            found = self._prepare(query)
+            self._documents[query] = found
+            if len(self._documents) > self.maxsize:
+                self._documents.popitem(last=False)
+        else:
+            self._documents.move_to_end(query)
+        if found is _NOT_PLAIN:
+            return None
+        document, runnable = found
+        if operation_name not in runnable:
+            return None
+        return document, variables, operation_name, extensions
+
+    def _prepare(self, query: str) -> Any:
+        try:
+            document = parse(query, max_tokens=self.max_tokens)
+        except GraphQLError:
+            return _NOT_PLAIN
+        if validate_document(self._graphql_schema, document, self.rules):
+            return _NOT_PLAIN
+        # The operation names (None: no name given) that pick a query or a mutation.
+        runnable = set()
+        for name in [None, *(d.name.value for d in document.definitions
+                             if isinstance(d, OperationDefinitionNode) and d.name)]:
+            operation = get_operation_ast(document, name)
+            if operation is not None and operation.operation in (OperationType.QUERY,
+                                                                  OperationType.MUTATION):
+                runnable.add(name)
+        return document, frozenset(runnable)
+
+    async def _execute(self, document: DocumentNode, variables: dict[str, Any] | None,
+                       operation_name: str | None, extensions: dict[str, Any] | None,
+                       context: Any) -> ExecutionResult:
+        try:
+            result: Any = execute(
+                self._graphql_schema, document, context_value=context,
+                variable_values=variables, operation_name=operation_name,
+                is_awaitable=optimized_is_awaitable,  # type: ignore[arg-type]
+                executor_class=self._executor,
+                operation_extensions=extensions)
+            if optimized_is_awaitable(result):
+                result = await result
+        except Exception as exc:  # as strawberry's Schema.execute: an error, not a 500
+            errors = [exc if isinstance(exc, GraphQLError) else
+                      GraphQLError(str(exc), original_error=exc)]
+            self.schema._process_errors(errors, None)
+            return ExecutionResult(data=None, errors=errors)
+        if result.errors:
+            self.schema._process_errors(result.errors, None)
+        return ExecutionResult(data=result.data, errors=result.errors)
+
+
+def _json_only(scope: Scope) -> bool:
+    """A JSON body, and an `accept` header that asks for no streaming transport."""
+    content_type = accept = None
+    for key, value in scope["headers"]:
+        if key == b"content-type":
+            content_type = value
+        elif key == b"accept":
+            accept = value
+    if content_type is None or content_type.split(b";", 1)[0].strip().lower() != \
+            b"application/json":
+        return False
+    return accept is None or (b"multipart" not in accept and b"event-stream" not in accept)
+
+
+async def _read_body(receive: Receive) -> bytes:
+    message = await receive()
+    body = message.get("body", b"")
+    if not message.get("more_body"):
+        return body  # type: ignore[no-any-return]
+    chunks = [body]
+    while message.get("more_body"):
+        message = await receive()
+        chunks.append(message.get("body", b""))
+    return b"".join(chunks)
+
+
+def _replay(body: bytes, receive: Receive) -> Receive:
+    sent = False
+
+    async def replay() -> Message:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return await receive()
+
+    return replay
