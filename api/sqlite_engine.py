@@ -24,6 +24,7 @@ one commit in 40 wait 6 to 10 ms for the disk, the event loop with it.
 from __future__ import annotations
 
 import logging
+import os
 import sqlite3
 import threading
 import time
@@ -63,6 +64,15 @@ class WalCheckpointer:
     The checkpoint keeps its two syncs (the log before the pages are copied, the file
     before the log may be reused): with `synchronous=NORMAL` a power cut may cost the last
     commits, never the file's consistency.
+
+    SQLite syncs the database file only at the end of a checkpoint that reaches the end of
+    the log, which a pass racing a busy writer never does: every page the thread copied
+    stayed dirty in the OS until the serving connection's safety-net checkpoint synced them
+    all, inside a commit (~15 ms with the event loop blocked, every ~0.3 s under sustained
+    writes: the writes' p99, and ~7% of their throughput). So the thread syncs the file
+    itself after each pass that copied pages (`os.fdatasync` through a descriptor of its
+    own, the GIL released): the safety net then finds a few pages to sync, not thousands.
+    That sync only adds durability; SQLite's own syncs are unchanged.
     """
 
     SAFETY_NET_PAGES = 5_000
@@ -92,21 +102,27 @@ class WalCheckpointer:
             log.exception("WAL checkpointer: cannot open %s; the serving connection's "
                           "automatic checkpoint takes over", self.filename)
             return
-        interval, seen, last_error = self.BUSY_INTERVAL, -1, 0.0
+        database = os.open(self.filename, os.O_RDONLY)
+        interval, seen, synced, last_error = self.BUSY_INTERVAL, -1, (-1, -1), 0.0
         try:
             while not self._stop.wait(interval):
                 try:
-                    _busy, frames, copied = connection.execute(
+                    busy, frames, copied = connection.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error:
+                    if copied > 0 and (frames, copied) != synced:
+                        os.fdatasync(database)  # the pages it copied, out of the commits' way
+                        synced = (frames, copied)
+                except (sqlite3.Error, OSError):
                     if time.monotonic() - last_error > 60:  # at most a line a minute
                         log.warning("WAL checkpoint failed; retrying", exc_info=True)
                         last_error = time.monotonic()
                     interval = self.IDLE_INTERVAL
                     continue
-                idle = frames == copied and frames == seen
+                # (busy: the serving connection is checkpointing, so frames keep coming)
+                idle = not busy and frames == copied and frames == seen
                 interval, seen = (self.IDLE_INTERVAL if idle else self.BUSY_INTERVAL), frames
         finally:
+            os.close(database)
             connection.close()
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import sqlite3
 import threading
 from pathlib import Path
@@ -103,6 +104,41 @@ async def test_the_log_is_copied_back_by_the_checkpoint_thread_not_by_a_commit(
             break
         await asyncio.sleep(0.05)
     assert found == 20
+
+
+async def test_the_checkpoint_thread_syncs_the_pages_it_copied_itself(
+        app: object, monkeypatch: pytest.MonkeyPatch) -> None:
+    # SQLite syncs the database file only when a checkpoint reaches the end of the log,
+    # which a pass racing a busy writer never does: left alone, the pages the thread copied
+    # were synced by the serving connection's safety-net checkpoint, inside a commit.
+    client = connections.get("sqlite")
+    assert isinstance(client, InLoopSqliteClient)
+    database = Path(client.filename)  # absolute, under pytest's tmp_path
+    synced: list[tuple[int, Path]] = []
+    real_fdatasync = os.fdatasync
+
+    def recording_fdatasync(fd: int) -> None:
+        synced.append((threading.get_ident(), Path(os.readlink(f"/proc/self/fd/{fd}"))))
+        real_fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording_fdatasync)
+    await client.execute_script("CREATE TABLE synced (n INTEGER)")
+    for n in range(20):
+        async with in_transaction("sqlite") as tx:
+            await tx.execute_insert("INSERT INTO synced (n) VALUES (?)", [n])
+
+    for _ in range(100):  # the thread checkpoints every 10 ms while frames come
+        if synced:
+            break
+        await asyncio.sleep(0.02)
+    # the database file, from the checkpoint thread, not the event loop's
+    assert synced and {path for _, path in synced} == {database}
+    assert threading.get_ident() not in {thread for thread, _ in synced}
+    # and only after passes that copied something: none while nothing is written
+    await asyncio.sleep(0.3)
+    settled = len(synced)
+    await asyncio.sleep(0.6)
+    assert len(synced) == settled
 
 
 async def test_closing_the_client_stops_the_checkpoint_thread(stack: str, tmp_path: Path) -> None:
