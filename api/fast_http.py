@@ -66,7 +66,8 @@ class PlainPost:
         self.schema = view.schema
         self._graphql_schema = view.schema._schema  # type: ignore[attr-defined]
         self._executor = view.schema.execution_context_class  # type: ignore[attr-defined]
-        #: query text -> (document, runnable operation names) or _NOT_PLAIN, most recent last
+        #: query text -> (document, {operation name: query or mutation}) or _NOT_PLAIN,
+        #: most recent last
         self._documents: OrderedDict[str, Any] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -83,8 +84,8 @@ class PlainPost:
         if request is None:
             await self.view(scope, _replay(body, receive), send)
             return
-        document, variables, operation_name, extensions = request
-        context = await self.view.new_context(Request(scope, receive), None)
+        document, query, variables, operation_name, extensions = request
+        context = await self.view.new_context(Request(scope, receive), None, query)
         if context.auth_error:
             result = ExecutionResult(data=None, errors=[GraphQLError(
                 context.auth_error, extensions={"code": "UNAUTHENTICATED"})])
@@ -98,9 +99,9 @@ class PlainPost:
         await send({"type": "http.response.body", "body": payload})
 
     def _plain(self, body: bytes) -> Any:
-        """(document, variables, operationName, extensions) of a plain request;
-        NOT_AN_OBJECT for JSON that is neither an object nor a list; None for anything
-        strawberry's view should answer."""
+        """(document, whether it is a query, variables, operationName, extensions) of a
+        plain request; NOT_AN_OBJECT for JSON that is neither an object nor a list; None for
+        anything strawberry's view should answer."""
         try:
             data = json.loads(body)
         except ValueError:
@@ -126,9 +127,10 @@ class PlainPost:
         if found is _NOT_PLAIN:
             return None
         document, runnable = found
-        if operation_name not in runnable:
+        kind = runnable.get(operation_name)
+        if kind is None:
             return None
-        return document, variables, operation_name, extensions
+        return document, kind is OperationType.QUERY, variables, operation_name, extensions
 
     def _prepare(self, query: str) -> Any:
         try:
@@ -138,14 +140,14 @@ class PlainPost:
         if validate_document(self._graphql_schema, document, self.rules):
             return _NOT_PLAIN
         # The operation names (None: no name given) that pick a query or a mutation.
-        runnable = set()
+        runnable: dict[str | None, OperationType] = {}
         for name in [None, *(d.name.value for d in document.definitions
                              if isinstance(d, OperationDefinitionNode) and d.name)]:
             operation = get_operation_ast(document, name)
             if operation is not None and operation.operation in (OperationType.QUERY,
                                                                   OperationType.MUTATION):
-                runnable.add(name)
-        return document, frozenset(runnable)
+                runnable[name] = operation.operation
+        return document, runnable
 
     async def _execute(self, document: DocumentNode, variables: dict[str, Any] | None,
                        operation_name: str | None, extensions: dict[str, Any] | None,

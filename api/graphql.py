@@ -46,6 +46,7 @@ from api.fast_execution import FastExecutionContext
 from api.observability import request_id_var
 from api.settings import Settings
 from domain.access import ANONYMOUS
+from domain.ledger.queries import member_and_balance
 from domain.members.model import MemberStatus
 from domain.members.services import get_member
 from resolvers.fanout import SharedEventExecutionContext
@@ -234,17 +235,25 @@ class GraphQLApp(GraphQL[Context, None]):
     async def get_context(self, request: Request | WebSocket, response: Any) -> Context:
         return await self.new_context(request, response)
 
-    async def new_context(self, request: Request | WebSocket, response: Any) -> Context:
+    async def new_context(self, request: Request | WebSocket, response: Any,
+                          query: bool = False) -> Context:
         """The operation's context; for an HTTP request, authenticated by its header (a
-        refused token leaves `auth_error` for the operation to answer with)."""
+        refused token leaves `auth_error` for the operation to answer with). `query`: the
+        operation is known to be a query, which changes no balance."""
         ctx = Context(services=self.services, principal=ANONYMOUS, request=request,
                       response=response)
         if isinstance(request, Request):
             async def member_is_active(member_id: int) -> bool:
                 # Read directly (no other load can share a batch this early, and a batch
                 # costs a task and a turn of the event loop), then primed into the
-                # request's loader: `me` and friends reuse the row.
-                member = await get_member(member_id)
+                # request's loaders: `me` and friends reuse the row. A query reads the
+                # member's balance in the same statement (its home screen shows it next);
+                # a write leaves it to the balance it locks.
+                if query:
+                    member, balance = await member_and_balance(member_id)
+                    ctx.loaders.balance.prime(member_id, balance)
+                else:
+                    member = await get_member(member_id)
                 if member is not None:
                     ctx.loaders.member.prime(member_id, member)
                 return member is not None and member.status is MemberStatus.ACTIVE

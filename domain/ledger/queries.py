@@ -12,6 +12,8 @@ from domain.keyset import counts_per_parent, pages_per_parent
 from domain.ledger.model import GENESIS_HASH, EntryFacts, EntryKind, chain_hash
 from domain.ledger.tables import BalanceRow, LedgerEntryRow, LotRow
 from domain.ledger.values import ENTRY_COLUMNS, Balance, Entry
+from domain.members.model import Member
+from domain.members.tables import MEMBER_COLUMNS, member_of
 from domain.tiers.tables import TierChangeRow
 
 
@@ -29,6 +31,25 @@ async def balances(member_ids: Iterable[int]) -> dict[int, Balance]:
                                          r["expired"], r["qualifying_points"], r["version"])
                  for r in rows}
     return {i: found.get(i) or Balance.empty(i) for i in ids}
+
+
+_BALANCE_COLUMNS = ("available", "pending", "lifetime_earned", "lifetime_spent", "expired",
+                    "qualifying_points", "version")
+_MEMBER_AND_BALANCE = (  # only constant column names are spliced in
+    f"SELECT {', '.join('m.' + c for c in MEMBER_COLUMNS)}, "  # noqa: S608
+    f"{', '.join(f'b.{c} AS balance_{c}' for c in _BALANCE_COLUMNS)} "
+    "FROM member m LEFT JOIN balance b ON b.member_id = m.id WHERE m.id = $1")
+
+
+async def member_and_balance(member_id: int) -> tuple[Member | None, Balance]:
+    """A member and its balance in one statement: what a member's own query (its home
+    screen) reads first, instead of the member, then the balance in a batch of its own."""
+    row = await sql.one(_MEMBER_AND_BALANCE, member_id)
+    if row is None:
+        return None, Balance.empty(member_id)
+    if row["balance_version"] is None:  # (no balance row yet)
+        return member_of(row), Balance.empty(member_id)
+    return member_of(row), Balance(member_id, *(row[f"balance_{c}"] for c in _BALANCE_COLUMNS))
 
 
 async def expiring_soon(member_ids: Iterable[int], days: int, now: datetime | None = None

@@ -11,13 +11,14 @@ from domain.clock import utcnow
 from domain.errors import DomainError, ErrorCode
 from domain.ledger import services
 from domain.ledger.jobs import run_ledger_jobs
-from domain.ledger.queries import balances
-from domain.ledger.tables import LedgerEntryRow, LotRow
-from domain.ledger.values import Idempotency
+from domain.ledger.queries import balances, member_and_balance
+from domain.ledger.tables import BalanceRow, LedgerEntryRow, LotRow
+from domain.ledger.values import Balance, Idempotency
 from domain.members.model import Registration
-from domain.members.services import register_member
+from domain.members.services import get_member, register_member
 from domain.program.services import update_program
 from tests.support.ledger_checks import assert_ledger_consistent
+from tests.support.sql_counter import count_statements
 
 
 def key(k: str, **request: object) -> Idempotency:
@@ -129,3 +130,24 @@ async def test_campaign_times_need_an_offset(app: object) -> None:
         await create_campaign("Double", Decimal("2"), 0, datetime(2026, 1, 1), None, [])
     assert (bad.value.code, bad.value.field) == (ErrorCode.INVALID_INPUT, ["startsAt"])
     assert await CampaignRow.all().count() == 0
+
+
+async def test_member_and_balance_reads_both_in_one_statement(app: object) -> None:
+    # given a member with points, and one whose balance row is gone
+    m = await new_member("rich@example.com")
+    await purchase(m, "o-1", "123.45")
+    await services.adjust_points(m, -23, "spend", None, None, key("a1", p=-23))
+    bare = await new_member("bare@example.com")
+    await BalanceRow.filter(member_id=bare).delete()
+
+    # when each is read with its balance
+    with count_statements() as counter:
+        member, balance = await member_and_balance(m)
+
+    # then one statement gives the same member and balance as the separate reads
+    assert counter.count == 1
+    assert member == await get_member(m)
+    assert balance == (await balances([m]))[m]
+    assert (balance.available, balance.lifetime_earned) == (100, 100)
+    assert await member_and_balance(bare) == (await get_member(bare), Balance.empty(bare))
+    assert await member_and_balance(10_000) == (None, Balance.empty(10_000))
