@@ -185,7 +185,10 @@ def build_schema(settings: Settings, rules: tuple[Any, ...] | None = None
     # the time of `{ __typename }`; README, Performance).
     rules = operation_rules(settings) if rules is None else rules
     validations = ValidationsByDocument(maxsize=512)
-    # Factories, so that every operation gets fresh extension instances.
+    # Factories, so that every operation gets fresh extension instances. They hook parsing
+    # and validation only: the plain POST (api/fast_http.PlainPost) parses and validates
+    # itself with the same rules and token limit and runs graphql-core directly, so an
+    # extension added here that hooks execution would not see those operations.
     extensions: list[Any] = [
         lambda: OperationLimits(rules, settings.max_tokens),
         lambda: ParserCache(maxsize=512),
