@@ -27,7 +27,7 @@ from api.auth import TokenService
 from api.broker import build_broker
 from api.cache import build_cache
 from api.context import Services
-from api.fast_http import PlainPost
+from api.fast_http import Application, PlainPost
 from api.graphql import GraphQLApp
 from api.middleware import BodySizeLimit, RequestId
 from api.observability import configure_logging
@@ -117,7 +117,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         return JSONResponse({"status": "ok" if ok else "unavailable", **checks},
                             status_code=200 if ok else 503)
 
-    app = Starlette(
+    app = Application(
         routes=[
             Route("/graphql", PlainPost(graphql, settings.max_tokens, graphql.rules),
                   methods=["GET", "POST"]),
@@ -125,6 +125,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             Route("/healthz", healthz),
         ],
         lifespan=lifespan,
+        shortcut_path="/graphql",
     )
     app.add_middleware(BodySizeLimit, max_bytes=1_000_000)
     app.add_middleware(RequestId)

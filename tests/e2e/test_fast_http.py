@@ -221,3 +221,41 @@ async def test_json_that_is_not_an_object_is_a_400_not_a_500(
     # then the client is told what is wrong
     assert response.status_code == 400
     assert response.text == "The GraphQL request must be a JSON object (or a list of them)."
+
+
+async def test_a_graphql_post_takes_the_shortcut_past_starlettes_router(
+        app: Any, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    # given Starlette's own stack (its error and exception middleware, its router) broken
+    async def broken(scope: Any, receive: Any, send: Any) -> None:
+        raise AssertionError("Starlette's stack was used")
+
+    monkeypatch.setattr(app, "middleware_stack", broken)
+
+    # when a GraphQL POST comes
+    response = await client.post("/graphql", json={"query": "{ __typename }"},
+                                 headers={"x-request-id": "shortcut-1"})
+
+    # then it is answered through our middleware alone (the request id is ours)
+    assert response.json() == {"data": {"__typename": "Query"}}
+    assert response.headers["x-request-id"] == "shortcut-1"
+    # and everything else still goes through Starlette's stack
+    for method, path in (("GET", "/healthz"), ("GET", "/graphql")):
+        with pytest.raises(AssertionError, match="Starlette's stack was used"):
+            await client.request(method, path)
+
+
+async def test_the_documents_kept_are_bounded_in_text_too(
+        app: Any, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch) -> None:
+    plain = plain_post(app)
+    monkeypatch.setattr(plain, "max_chars", 3_000)
+    padding = "#" + "x" * 990 + "\n"  # a comment: ~1 KB of text, no tokens
+
+    # when documents of ~1 KB each keep coming
+    for i in range(6):
+        r = await client.post("/graphql", json={"query": f"{padding}{{ b{i}: __typename }}"})
+        assert r.json() == {"data": {f"b{i}": "Query"}}
+
+    # then no more text is kept than the bound, the newest documents kept
+    assert plain._chars == sum(map(len, plain._documents)) <= 3_000
+    assert f"{padding}{{ b5: __typename }}" in plain._documents
+    assert f"{padding}{{ b0: __typename }}" not in plain._documents
