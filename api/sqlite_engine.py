@@ -42,6 +42,7 @@ from tortoise.backends.sqlite.client import (
 from tortoise.exceptions import TransactionManagementError
 
 log = logging.getLogger(__name__)
+_sync = getattr(os, "fdatasync", os.fsync)  # (macOS has no fdatasync)
 
 
 def _raw(connection: aiosqlite.Connection) -> sqlite3.Connection:
@@ -95,14 +96,20 @@ class WalCheckpointer:
 
     def _run(self) -> None:
         try:
+            database = os.open(self.filename, os.O_RDONLY)
+        except OSError:
+            log.exception("WAL checkpointer: cannot open %s; the serving connection's "
+                          "automatic checkpoint takes over", self.filename)
+            return
+        try:
             connection = sqlite3.connect(self.filename, isolation_level=None,
                                          check_same_thread=False)
             connection.execute("PRAGMA synchronous=NORMAL")
         except sqlite3.Error:
+            os.close(database)
             log.exception("WAL checkpointer: cannot open %s; the serving connection's "
                           "automatic checkpoint takes over", self.filename)
             return
-        database = os.open(self.filename, os.O_RDONLY)
         interval, seen, synced, last_error = self.BUSY_INTERVAL, -1, (-1, -1), 0.0
         try:
             while not self._stop.wait(interval):
@@ -110,7 +117,7 @@ class WalCheckpointer:
                     busy, frames, copied = connection.execute(
                         "PRAGMA wal_checkpoint(PASSIVE)").fetchone()
                     if copied > 0 and (frames, copied) != synced:
-                        os.fdatasync(database)  # the pages it copied, out of the commits' way
+                        _sync(database)  # the pages it copied, out of the commits' way
                         synced = (frames, copied)
                 except (sqlite3.Error, OSError):
                     if time.monotonic() - last_error > 60:  # at most a line a minute

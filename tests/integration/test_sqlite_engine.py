@@ -14,6 +14,7 @@ import pytest
 from tortoise import connections
 from tortoise.transactions import in_transaction
 
+from api import sqlite_engine
 from api.sqlite_engine import InLoopSqliteClient, WalCheckpointer
 
 pytestmark = pytest.mark.parametrize("stack", ["sqlite"], indirect=True)
@@ -115,13 +116,13 @@ async def test_the_checkpoint_thread_syncs_the_pages_it_copied_itself(
     assert isinstance(client, InLoopSqliteClient)
     database = Path(client.filename)  # absolute, under pytest's tmp_path
     synced: list[tuple[int, Path]] = []
-    real_fdatasync = os.fdatasync
+    real_sync = sqlite_engine._sync
 
-    def recording_fdatasync(fd: int) -> None:
+    def recording_sync(fd: int) -> None:
         synced.append((threading.get_ident(), Path(os.readlink(f"/proc/self/fd/{fd}"))))
-        real_fdatasync(fd)
+        real_sync(fd)
 
-    monkeypatch.setattr(os, "fdatasync", recording_fdatasync)
+    monkeypatch.setattr(sqlite_engine, "_sync", recording_sync)
     await client.execute_script("CREATE TABLE synced (n INTEGER)")
     for n in range(20):
         async with in_transaction("sqlite") as tx:
