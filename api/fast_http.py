@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from graphql import (
     DocumentNode,
@@ -51,8 +51,7 @@ from strawberry.http import process_result
 from strawberry.schema.schema import validate_document
 from strawberry.types import ExecutionResult
 
-if TYPE_CHECKING:
-    from api.graphql import GraphQLApp
+from api.graphql import GraphQLApp, refused
 
 _PLAIN_KEYS = frozenset(("query", "variables", "operationName", "extensions"))
 _JSON_HEADERS = ((b"content-type", b"application/json"),)
@@ -94,8 +93,7 @@ class PlainPost:
         document, query, variables, operation_name, extensions = request
         context = await self.view.new_context(Request(scope, receive), None, query)
         if context.auth_error:
-            result = ExecutionResult(data=None, errors=[GraphQLError(
-                context.auth_error, extensions={"code": "UNAUTHENTICATED"})])
+            result = refused(context.auth_error)
         else:
             result = await self._execute(document, variables, operation_name, extensions,
                                          context)

@@ -210,6 +210,12 @@ def export_sdl() -> str:
     return build_schema(Settings()).as_str() + "\n"
 
 
+def refused(auth_error: str) -> ExecutionResult:
+    """The answer to an operation whose token was refused: nothing runs."""
+    return ExecutionResult(data=None, errors=[GraphQLError(
+        auth_error, extensions={"code": "UNAUTHENTICATED"})])
+
+
 async def _member_is_active(member_id: int) -> bool:
     member = await get_member(member_id)
     return member is not None and member.status is MemberStatus.ACTIVE
@@ -272,8 +278,7 @@ class GraphQLApp(GraphQL[Context, None]):
                                 context: Context, root_value: Any, sub_response: Any
                                 ) -> Any:
         if context.auth_error:
-            return ExecutionResult(data=None, errors=[GraphQLError(
-                context.auth_error, extensions={"code": "UNAUTHENTICATED"})])
+            return refused(context.auth_error)
         return await super().execute_operation(request, request_adapter, request_data,
                                                context, root_value, sub_response)
 
