@@ -18,9 +18,10 @@ Every other request goes to strawberry's view unchanged, its body replayed: othe
 and content types, a body that is not a JSON object with a string `query`, a document that
 does not parse or validate, a missing or unknown operation, a subscription, a streaming
 `accept` header, a batch. Those are rare, and keep strawberry's exact answers (400s, error
-messages). JSON that is neither an object nor a list is refused here with a 400: strawberry's
-view fails on it with a 500. tests/e2e/test_fast_http.py sends the same requests both ways
-and compares the responses byte for byte.
+messages). JSON that is neither an object nor a list, or nested too deeply for the parser,
+is refused here with a 400: strawberry's view fails on both with a 500.
+tests/e2e/test_fast_http.py sends the same requests both ways and compares the responses
+byte for byte.
 """
 
 from __future__ import annotations
@@ -56,7 +57,8 @@ from api.graphql import GraphQLApp, refused
 _PLAIN_KEYS = frozenset(("query", "variables", "operationName", "extensions"))
 _JSON_HEADERS = ((b"content-type", b"application/json"),)
 _NOT_PLAIN: Any = object()
-NOT_AN_OBJECT: Any = object()
+NOT_AN_OBJECT = "The GraphQL request must be a JSON object (or a list of them)."
+TOO_DEEP = "The request body is nested too deeply to parse as JSON."
 
 
 class PlainPost:
@@ -82,10 +84,8 @@ class PlainPost:
             return
         body = await _read_body(receive)
         request = self._plain(body)
-        if request is NOT_AN_OBJECT:
-            # strawberry's view fails on these with a 500 (it calls `.get` on the value)
-            await PlainTextResponse("The GraphQL request must be a JSON object (or a list "
-                                    "of them).", status_code=400)(scope, receive, send)
+        if isinstance(request, str):  # what strawberry's view would answer with a 500
+            await PlainTextResponse(request, status_code=400)(scope, receive, send)
             return
         if request is None:
             await self.view(scope, _replay(body, receive), send)
@@ -105,10 +105,13 @@ class PlainPost:
 
     def _plain(self, body: bytes) -> Any:
         """(document, whether it is a query, variables, operationName, extensions) of a
-        plain request; NOT_AN_OBJECT for JSON that is neither an object nor a list; None for
-        anything strawberry's view should answer."""
+        plain request; None for anything strawberry's view should answer; the message of a
+        400 for what the view would fail on with a 500: JSON nested deeper than the parser
+        recurses, JSON that is neither an object nor a list (the view calls `.get` on it)."""
         try:
             data = json.loads(body)
+        except RecursionError:
+            return TOO_DEEP
         except ValueError:
             return None
         if type(data) is not dict:

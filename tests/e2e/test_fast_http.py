@@ -191,6 +191,20 @@ async def test_anything_else_is_handed_to_the_view_with_its_body(
     assert_same(fast, slow)
 
 
+@pytest.mark.parametrize("body", [
+    '{"query": "{ __typename }", "variables": {"a": ' + "[" * 200_000 + "]" * 200_000 + "}}",
+    "[" * 200_000 + "]" * 200_000,
+])
+async def test_json_nested_too_deep_to_parse_is_a_400_not_a_500(
+        client: httpx.AsyncClient, body: str) -> None:
+    # when the body nests deeper than the JSON parser recurses (the view failed with a 500)
+    response = await client.post("/graphql", content=body, headers=JSON)
+
+    # then the client is told what is wrong
+    assert response.status_code == 400
+    assert response.text == "The request body is nested too deeply to parse as JSON."
+
+
 async def test_documents_are_prepared_once_and_kept_within_bounds(
         app: Any, client: httpx.AsyncClient) -> None:
     plain = plain_post(app)
