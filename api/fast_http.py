@@ -232,12 +232,11 @@ class Application(Starlette):
         super().__init__(*args, **kwargs)
         self._route = next(r for r in self.routes
                            if isinstance(r, Route) and r.path == shortcut_path)
-        self._shortcut_path = shortcut_path
         self._shortcut: ASGIApp | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http" and scope["method"] == "POST" and \
-                scope["path"] == self._shortcut_path and not scope.get("root_path"):
+                scope["path"] == self._route.path and not scope.get("root_path"):
             if self._shortcut is None:
                 self._shortcut = self._build_shortcut()
             scope["app"] = self
