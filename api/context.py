@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Hashable, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -246,6 +247,53 @@ class Loaders:
         return count_loader(lambda ids, internal: message_counts(ids, include_internal=internal))
 
 
+class LedgerKept:
+    """What this process last read or built of a member that can change only together with
+    its ledger, kept while the member's newest entry is the same one (`Balance.last_seq`,
+    read by the same request), so nothing ever needs invalidating, in any process:
+    - its newest ledger page (no cursor, no filter) as `MemberType.ledger` built it: entries
+      are never changed once written (the hash chain);
+    - the units of each reward it holds (`Context.eligible`): a redemption is issued or
+      cancelled only together with a REDEEM or REDEMPTION_REFUND entry, in the same
+      transaction (rewards cost at least 1 point).
+    A home screen shows both on every visit; their statements, rows and nodes were ~40% of
+    its CPU (README, Performance). A page is kept only when its newest entry *is*
+    `last_seq`, so a page read after a write that the balance read before it missed is
+    shown but not kept. What is kept is shared by later requests and never changed.
+    Bounded in weight (a page's nodes, a holding's rewards; each ~1.5 KB at most), least
+    recently used first out."""
+
+    MAX_WEIGHT = 20_000
+    MAX_ITEMS = 8_192
+
+    def __init__(self) -> None:
+        #: (member, what) -> (last_seq, the value, its weight)
+        self._kept: OrderedDict[tuple[int, Hashable], tuple[int, Any, int]] = OrderedDict()
+        self._weight = 0
+
+    def __len__(self) -> int:
+        return len(self._kept)
+
+    def get(self, balance: Balance, what: Hashable) -> Any:
+        """The value kept for `what` of `balance`'s member, or None."""
+        key = (balance.member_id, what)
+        found = self._kept.get(key)
+        if found is None or found[0] != balance.last_seq:
+            return None
+        self._kept.move_to_end(key)
+        return found[1]
+
+    def put(self, balance: Balance, what: Hashable, value: Any, weight: int) -> None:
+        key = (balance.member_id, what)
+        old = self._kept.pop(key, None)
+        if old is not None:
+            self._weight -= old[2]
+        self._kept[key] = (balance.last_seq, value, weight)
+        self._weight += weight
+        while self._weight > self.MAX_WEIGHT or len(self._kept) > self.MAX_ITEMS:
+            self._weight -= self._kept.popitem(last=False)[1][2]
+
+
 @dataclass
 class Services:
     """Process-wide collaborators, built once in the lifespan."""
@@ -265,6 +313,8 @@ class Services:
     shelf: tuple[tuple[Reward, ...], tuple[Tier, ...], Shelf] | None = None
     #: What recent subscription events read, shared by their subscribers (resolvers.ledger).
     event_rows: dict[Any, Any] = field(default_factory=dict)
+    #: Members' newest ledger pages and holdings, while their ledgers stay as they are.
+    ledger_kept: LedgerKept = field(default_factory=LedgerKept)
 
 
 @dataclass
@@ -387,9 +437,19 @@ class Context:
             self.services.shelf = shelf
         rank = _rank_of(member, ladder)
         balance = await self.loaders.balance.load(member_id)
-        taken = await self.loaders.held.load(member_id) \
+        taken = await self.held(balance) \
             if shelf[2].limits_within(rank, balance.available) else None
         return shelf[2].eligible(rank, balance.available, taken)
+
+    async def held(self, balance: Balance) -> dict[int, int]:
+        """reward -> the units `balance`'s member holds: this process's copy while its
+        ledger is the same (`LedgerKept`), else read (through the request's loader)."""
+        kept = self.services.ledger_kept
+        taken = kept.get(balance, "held")
+        if taken is None:
+            taken = await self.loaders.held.load(balance.member_id)
+            kept.put(balance, "held", taken, len(taken) + 1)
+        return taken  # type: ignore[no-any-return]
 
     async def eligibilities(self, rewards: Sequence[Reward]) -> list[Ineligibility | bool | None]:
         """`eligibility` of many rewards at once: the member, its balance, its tiers and
@@ -406,7 +466,7 @@ class Context:
         rank = _rank_of(member, tiers)
         balance = await self.loaders.balance.load(member_id)
         limited = any(r.per_member_limit is not None for r in rewards)
-        taken = await self.loaders.held.load(member_id) if limited else {}
+        taken = await self.held(balance) if limited else {}
         now = clock.utcnow()
         return [ineligibility(
             reward, now, tier_rank=rank,

@@ -18,13 +18,19 @@ def render(results: dict[str, Any], budget: dict[str, Budget]) -> tuple[str, boo
         f"Floor (bare strawberry app, one resolver; measured after each workload): median "
         f"{floor_rps:.0f} req/s (all: {', '.join(f'{x:.0f}' for x in floor.get('all_rps', []))})",
         "x floor = the workload's req/s / the floor's req/s measured right after it",
+        "SQL/req = statements of a request; a/b: a member's first request / its next one "
+        "(api.context.LedgerKept)",
         "",
         "SQLite, one process, " f"{results['connections']} connections ({results['client']}):",
         f"{'workload':<32}{'req/s':>8}{'x floor':>9}{'p50 ms':>8}{'p99 ms':>8}{'peak MB':>9}"
         f"{'SQL/req':>8}{'CPU ms':>7}  budget                 verdict",
     ]
     ok = True
-    statements = results.get("statements", {})
+    # "first/again": a request's statements, and the same request's sent again when the
+    # process kept something of it (a member's ledger page: api.context.LedgerKept)
+    again = results.get("statements_again", {})
+    statements = {k: f"{v}/{again[k]}" if again.get(k, v) != v else v
+                  for k, v in results.get("statements", {}).items()}
     for name, b in budget.items():
         r = results["sqlite"].get(name)
         if r is None:

@@ -23,9 +23,12 @@ from schema.ledger import (
     TierChangeType,
 )
 from schema.program import TierProgressType, TierType
-from schema.relay import Connection, batched_page, decode_cursor, page_size
+from schema.relay import Connection, batched_page, decode_cursor, page_size, selects
 from schema.rewards import RedemptionConnection, RedemptionStatusEnum, RedemptionType
 from schema.tickets import TicketConnection, TicketStatusEnum, TicketType, can_view_ticket
+
+#: The largest newest ledger page kept between requests (api.context.LedgerKept).
+NEWEST_KEPT = 20
 
 MemberStatusEnum = strawberry.enum(MemberStatus, name="MemberStatus")
 RoleEnum = strawberry.enum(Role, name="Role")
@@ -147,11 +150,25 @@ class MemberType(relay.Node):
         kind: list[LedgerEntryKindEnum] | None = None,  # type: ignore[valid-type]
     ) -> LedgerEntryConnection:
         size, after_key = page_size(first), decode_cursor(after)
+        # the newest page, when the member's balance (so its newest entry) is in hand:
+        # kept by the process while that entry stays the newest (api.context.LedgerKept)
+        kept = None
+        if after_key is None and not kind and self._balance is not None \
+                and not selects(info, "totalCount") and size <= NEWEST_KEPT:
+            kept = info.context.services.ledger_kept
+            found = kept.get(self._balance, ("ledger", size))
+            if found is not None:
+                return found  # type: ignore[no-any-return]
         loaders = info.context.loaders
         page = await batched_page(info, loaders.ledger_page, loaders.ledger_count,
                                   self._member.id, after_key, size, tuple(kind or ()))
-        return LedgerEntryConnection.build(page, LedgerEntryType.from_domain, lambda e: e.seq,
-                                           after_key)
+        connection = LedgerEntryConnection.build(page, LedgerEntryType.from_domain,
+                                                 lambda e: e.seq, after_key)
+        if kept is not None and (page.items[0].seq if page.items else 0) \
+                == self._balance.last_seq:  # type: ignore[union-attr]
+            kept.put(self._balance, ("ledger", size), connection,  # type: ignore[arg-type]
+                     len(page.items) + 1)
+        return connection  # type: ignore[no-any-return]
 
     @strawberry.field(description="Rewards the member redeemed, newest first.")
     async def redemptions(

@@ -24,17 +24,18 @@ async def balances(member_ids: Iterable[int]) -> dict[int, Balance]:
     if ids:
         rows = await sql.rows(  # only parameter markers are spliced in
             "SELECT member_id, available, pending, lifetime_earned, lifetime_spent, expired, "  # noqa: S608
-            "qualifying_points, version FROM balance "
+            "qualifying_points, version, last_seq FROM balance "
             f"WHERE member_id IN ({sql.params(len(ids))})", *ids)
         found = {r["member_id"]: Balance(r["member_id"], r["available"], r["pending"],
                                          r["lifetime_earned"], r["lifetime_spent"],
-                                         r["expired"], r["qualifying_points"], r["version"])
+                                         r["expired"], r["qualifying_points"], r["version"],
+                                         r["last_seq"])
                  for r in rows}
     return {i: found.get(i) or Balance.empty(i) for i in ids}
 
 
 _BALANCE_COLUMNS = ("available", "pending", "lifetime_earned", "lifetime_spent", "expired",
-                    "qualifying_points", "version")
+                    "qualifying_points", "version", "last_seq")
 _MEMBER_AND_BALANCE = (  # only constant column names are spliced in
     f"SELECT {', '.join('m.' + c for c in MEMBER_COLUMNS)}, "  # noqa: S608
     f"{', '.join(f'b.{c} AS balance_{c}' for c in _BALANCE_COLUMNS)} "

@@ -34,11 +34,15 @@ class Balance:
     expired: int
     qualifying_points: int
     version: int
+    #: the seq of the member's newest ledger entry (0: none yet). Entries are never changed
+    #: once written, so the member's newest entries are the same for as long as it is.
+    last_seq: int = 0
 
     @classmethod
     def of(cls, row: BalanceRow | BalanceState) -> Balance:
         return cls(row.member_id, row.available, row.pending, row.lifetime_earned,
-                   row.lifetime_spent, row.expired, row.qualifying_points, row.version)
+                   row.lifetime_spent, row.expired, row.qualifying_points, row.version,
+                   row.last_seq)
 
     @classmethod
     def empty(cls, member_id: int) -> Balance:
