@@ -47,6 +47,9 @@ from graphql import (
     GraphQLNonNull,
     GraphQLObjectType,
     GraphQLResolveInfoHelpers,
+    ListValueNode,
+    ObjectValueNode,
+    VariableNode,
     is_leaf_type,
     is_object_type,
 )
@@ -293,14 +296,15 @@ def _serializes_as_base64(serialize: Any) -> bool:
 
 OPERATIONS_KEPT = 2048
 #: id(operation) -> (a weak reference to it, whether its document selects the same fields
-#: whatever its variables, the sub-selections collected for it by (object type, ids of the
-#: field nodes)). An entry goes when its operation does, i.e. with its document: the
+#: whatever its variables, a dict of: the sub-selections collected for it by (object type,
+#: ids of the field nodes), and the literal arguments coerced by ("arguments", id of the
+#: field node)). An entry goes when its operation does, i.e. with its document: the
 #: parser cache's documents, and those of operations still running.
-_OPERATIONS: dict[int, tuple[Any, bool, dict[tuple[Any, tuple[int, ...]], Any]]] = {}
+_OPERATIONS: dict[int, tuple[Any, bool, dict[tuple[Any, Any], Any]]] = {}
 
 
 def _memo_of(operation: Any, fragments: dict[str, Any]
-             ) -> tuple[Any, bool, dict[tuple[Any, tuple[int, ...]], Any]] | None:
+             ) -> tuple[Any, bool, dict[tuple[Any, Any], Any]] | None:
     key = id(operation)
     found = _OPERATIONS.get(key)
     if found is not None and found[0]() is operation:
@@ -318,6 +322,17 @@ def _memo_of(operation: Any, fragments: dict[str, Any]
              not any(_has_variable_selection(n) for n in roots), {})
     _OPERATIONS[key] = found
     return found
+
+
+def _has_variable(value: Any) -> bool:
+    """Whether an argument's value node reads a variable anywhere inside it."""
+    if isinstance(value, VariableNode):
+        return True
+    if isinstance(value, ListValueNode):
+        return any(_has_variable(v) for v in value.values)
+    if isinstance(value, ObjectValueNode):
+        return any(_has_variable(f.value) for f in value.fields)
+    return False
 
 
 def _has_variable_selection(node: Any) -> bool:
@@ -453,10 +468,8 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             if plan.info_name is not None:
                 kwargs[plan.info_name] = lazy
         if plan.arguments:
-            node = details[0]
             # as graphql-core's `execute_field` coerces them, then as strawberry converts
-            values = get_argument_values(field_def, node.node, self.variable_values,
-                                         node.fragment_variable_values, self.hide_suggestions)
+            values = self._argument_values(field_def, details[0])
             for graphql_name, python_name, kind in plan.arguments:
                 if graphql_name in values:
                     value = values[graphql_name]
@@ -475,6 +488,27 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
             completed = self.complete_value(field_def.type, details, info, path, result,
                                             position_context)
         return self._guard(completed, details, path)
+
+    def _argument_values(self, field_def: Any, node: Any) -> dict[str, Any]:
+        """graphql-core's coercion of a field's arguments; for arguments written as
+        literals (no variable anywhere in them), shared by every run of the parsed document
+        (kept with its operation, as `collect_subfields` keeps its fields): they then
+        coerce to the same values every time. Only successful coercions are kept, and what
+        is kept is never changed: strawberry's conversion builds new values from it."""
+        memo = None
+        if node.fragment_variable_values is None and node.node.arguments:
+            memo = _memo_of(self.operation, self.fragments)
+        if memo is None:
+            return get_argument_values(field_def, node.node, self.variable_values,
+                                       node.fragment_variable_values, self.hide_suggestions)
+        key = ("arguments", id(node.node))
+        values: dict[str, Any] | None = memo[2].get(key)
+        if values is None:
+            values = get_argument_values(field_def, node.node, self.variable_values, None,
+                                         self.hide_suggestions)
+            if not any(_has_variable(a.value) for a in node.node.arguments):
+                memo[2][key] = values
+        return values
 
     def _read(self, plan: Plan, source: Any, details: Any, path: Path,
               position_context: Any) -> Any:

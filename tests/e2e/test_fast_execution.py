@@ -137,6 +137,13 @@ class Query:
         return _seen(n=n, s=s, flag=flag, colour=colour, ids=ids, window=window, key=key)
 
     @strawberry.field
+    def poke(self, window: Window) -> str:
+        """Changes what it was given: nothing it is given may be shared between runs."""
+        window.tags = (window.tags or []) + ["poked"]
+        window.first += 1
+        return _seen(window=window)
+
+    @strawberry.field
     async def node_key(self, info: strawberry.Info, id: relay.GlobalID,
                        maybe: strawberry.Maybe[int | None] = None) -> str:
         return f"{info.field_name}:{id.type_name}:{id.node_id}:{maybe!r}"
@@ -365,3 +372,34 @@ async def test_shared_field_collection_goes_with_its_document() -> None:
         assert result.errors is None
     gc.collect()
     assert len(fast_execution._OPERATIONS) == before
+
+
+async def test_literal_arguments_are_coerced_once_per_parsed_document(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    # arguments written as literals coerce to the same values on every run of one parsed
+    # document: coerced once, shared; with a variable anywhere in them, coerced every run
+    calls: list[str] = []
+    original = fast_execution.get_argument_values
+
+    def counted(field_def: Any, node: Any, *args: Any) -> Any:
+        calls.append(node.name.value)
+        return original(field_def, node, *args)
+
+    monkeypatch.setattr(fast_execution, "get_argument_values", counted)
+    fast = _schema(FastExecutionContext, [lambda: ParserCache(maxsize=8)])
+    standard = _schema(StrawberryGraphQLCoreExecutionContext)
+    literal = '{ poke(window: {first: 5, tags: ["a"]}) echo(n: 1, colour: RED) }'
+    mixed = 'query($c: Colour) { echo(n: 1, window: {colour: $c, tags: ["b"]}) }'
+    runs = [(literal, None), (literal, None), (literal, None),
+            (mixed, {"c": "RED"}), (mixed, {"c": None})]
+    answers = []
+    for operation, variables in runs:
+        got = await fast.execute(operation, variable_values=variables)
+        want = await standard.execute(operation, variable_values=variables)
+        assert (got.data, got.errors) == (want.data, None)
+        answers.append(got.data)
+    # every run of `poke` got fresh values: what the last one changed was not kept
+    assert answers[0] == answers[1] == answers[2]
+    assert "first=6" in answers[0]["poke"] and "['a', 'poked']" in answers[0]["poke"]  # type: ignore[index]
+    assert answers[3] != answers[4]
+    assert calls == ["poke", "echo", "echo", "echo"]
