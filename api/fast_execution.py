@@ -448,6 +448,20 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
 
         return get_results()
 
+    def execute_fields_serially(self, parent_type: GraphQLObjectType, source_value: Any,
+                                path: Path | None, grouped_field_set: Any,
+                                position_context: Any) -> Any:
+        """A mutation's root fields run one after another; a mutation of one field (nearly
+        every mutation) is then that field run alone, on the path any other field takes
+        (graphql-core's serial path calls strawberry's resolver wrapper, which converts the
+        arguments again: ~10% of a purchase's CPU)."""
+        if len(grouped_field_set) == 1 and not (self.abort_signal is not None
+                                                 and self.abort_signal.aborted):
+            return self.execute_fields(parent_type, source_value, path, grouped_field_set,
+                                       position_context)
+        return super().execute_fields_serially(parent_type, source_value, path,
+                                               grouped_field_set, position_context)
+
     def _resolve(self, plan: Plan, parent_type: GraphQLObjectType, source: Any, details: Any,
                  path: Path, position_context: Any) -> Any:
         """What `execute_field` does for a resolver without field extensions, minus

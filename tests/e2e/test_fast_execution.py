@@ -252,9 +252,24 @@ class Subscription:
             yield _leaf(f"tick {n}")
 
 
+@strawberry.type
+class Mutation:
+    @strawberry.mutation
+    async def append(self, info: strawberry.Info, window: Window, fail: bool = False) -> Thing:
+        """Records the order mutations ran in (`info.context`), then answers a Thing."""
+        info.context.append(("start", window.first))
+        await asyncio.sleep(0.01 if window.first == 1 else 0)
+        info.context.append(("end", window.first))
+        if fail:
+            raise ValueError("refused")
+        return Thing(id=window.first, leaf=_leaf(str(window.tags)), must_leaf=_leaf("b"),
+                     leaves=[], maybe_leaves=None)
+
+
 def _schema(context: type[Any], extensions: list[Any] | None = None) -> strawberry.Schema:
-    return strawberry.Schema(query=Query, subscription=Subscription, types=[Badge],
-                             execution_context_class=context, extensions=extensions or [])
+    return strawberry.Schema(query=Query, mutation=Mutation, subscription=Subscription,
+                             types=[Badge], execution_context_class=context,
+                             extensions=extensions or [])
 
 
 async def _answer_alike(operation: str, variables: dict[str, Any] | None = None) -> None:
@@ -403,3 +418,32 @@ async def test_literal_arguments_are_coerced_once_per_parsed_document(
     assert "first=6" in answers[0]["poke"] and "['a', 'poked']" in answers[0]["poke"]  # type: ignore[index]
     assert answers[3] != answers[4]
     assert calls == ["poke", "echo", "echo", "echo"]
+
+
+MUTATIONS = [
+    ('mutation { append(window: {first: 3, tags: ["a"]}) { id leaf { name } } }', None),
+    ("mutation($w: Window!) { append(window: $w, fail: true) { id } }", {"w": {"first": 2}}),
+    # two root fields: run one after the other, the first to end before the second starts
+    ("mutation { a: append(window: {first: 1}) { id } b: append(window: {first: 2}) { id } }",
+     None),
+]
+
+
+@pytest.mark.parametrize(("operation", "variables"), MUTATIONS)
+async def test_mutations_answer_and_run_in_order_as_graphql_core_runs_them(
+        operation: str, variables: dict[str, Any] | None, monkeypatch: pytest.MonkeyPatch
+        ) -> None:
+    runs = []
+    for context in (StrawberryGraphQLCoreExecutionContext, FastExecutionContext):
+        order: list[tuple[str, int]] = []
+        calls = _long_paths(monkeypatch)
+        result = await _schema(context).execute(operation, variable_values=variables,
+                                                context_value=order)
+        runs.append((result.data, sorted((e.message, e.path) for e in result.errors or []),
+                     order, calls))
+    (standard_data, standard_errors, standard_order, _), (data, errors, order, calls) = runs
+    assert (data, errors, order) == (standard_data, standard_errors, standard_order)
+    if "b:" in operation:
+        assert order == [("start", 1), ("end", 1), ("start", 2), ("end", 2)]
+    else:  # one root field: strawberry's resolver wrapper is not called for it
+        assert calls == []
