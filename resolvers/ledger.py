@@ -28,6 +28,7 @@ from resolvers.events import (
 )
 from resolvers.fanout import share
 from resolvers.inputs import built_directly, key_of
+from resolvers.members import visible_member
 from resolvers.permissions import acting_for, require, watch_channel
 from schema.errors import BadUserInput, Forbidden, user_errors
 from schema.ledger import (
@@ -62,11 +63,6 @@ def idempotency(p: Principal, key: str, request: dict[str, Any]) -> Idempotency:
 
 def _member_id(gid: relay.GlobalID, field: str) -> int:
     return key_of(gid, "Member", field, "member")
-
-
-async def _member(info: strawberry.Info, member_id: int) -> MemberType | None:
-    m = await info.context.loaders.member.load(member_id)
-    return MemberType.from_domain(m) if m else None
 
 
 async def publish_outcome(info: strawberry.Info, outcome: Outcome) -> Outcome:
@@ -115,7 +111,7 @@ class LedgerMutations:
             info.context.loaders.member.prime(member_id, outcome.member)
         return RecordPurchasePayload(
             purchase=PurchaseType.from_domain(outcome.purchase),
-            member=await _member(info, member_id),
+            member=await visible_member(info, member_id, "member"),
             entries=[LedgerEntryType.from_domain(e) for e in outcome.entries], user_errors=[])
 
     @strawberry.mutation(description="Refund an order, whole or in part; its points are "
@@ -133,7 +129,7 @@ class LedgerMutations:
                                          shortfall=0, user_errors=user_errors(e))
         assert outcome.purchase is not None
         return RefundPurchasePayload(
-            member=await _member(info, outcome.purchase.member_id),
+            member=await visible_member(info, outcome.purchase.member_id, "member"),
             entries=[LedgerEntryType.from_domain(e) for e in outcome.entries],
             points_reversed=outcome.points_reversed, shortfall=outcome.shortfall,
             user_errors=[])
@@ -157,7 +153,7 @@ class LedgerMutations:
                 })))
         except DomainError as e:
             return AdjustPointsPayload(member=None, entry=None, user_errors=user_errors(e))
-        return AdjustPointsPayload(member=await _member(info, member_id),
+        return AdjustPointsPayload(member=await visible_member(info, member_id, "member"),
                                    entry=LedgerEntryType.from_domain(outcome.entries[0]),
                                    user_errors=[])
 
@@ -178,9 +174,9 @@ class LedgerMutations:
         except DomainError as e:
             return TransferPointsPayload(from_member=None, to_member=None, entries=[],
                                          user_errors=user_errors(e))
-        to_member = await _member(info, to_id) if can_view_member(p, to_id) else None
+        to_member = await visible_member(info, to_id, "toMember")
         return TransferPointsPayload(
-            from_member=await _member(info, from_id), to_member=to_member,
+            from_member=await visible_member(info, from_id, "fromMember"), to_member=to_member,
             entries=[LedgerEntryType.from_domain(e) for e in outcome.entries
                      if can_view_member(p, e.member_id)],
             user_errors=[])

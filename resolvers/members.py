@@ -47,9 +47,11 @@ def _member_key(gid: strawberry.ID | None, field: str) -> int:
     return key
 
 
-async def _visible_member(info: strawberry.Info, member_id: int | None, *path: str
-                          ) -> MemberType | None:
-    """`path`: where the member's fields are below the current field."""
+async def visible_member(info: strawberry.Info, member_id: int | None, *path: str
+                         ) -> MemberType | None:
+    """The member, if the caller may see it, with what the selection at `path` (where the
+    member's fields are below the current field: a payload's "member") will ask for
+    loaded: its tier and balance then answer without a task each."""
     if member_id is None or not can_view_member(principal(info), member_id):
         return None
     m = await info.context.loaders.member.load(member_id)
@@ -87,12 +89,12 @@ class MemberQueries:
         p = principal(info)
         return ViewerType(
             role=p.role, subject=p.subject, partner_code=p.partner_code,
-            member=await _visible_member(info, p.member_id, "member"),
+            member=await visible_member(info, p.member_id, "member"),
         )
 
     @strawberry.field(description="The MEMBER token's member; null for other callers.")
     async def me(self, info: strawberry.Info) -> MemberType | None:
-        return await _visible_member(info, principal(info).member_id)
+        return await visible_member(info, principal(info).member_id)
 
     @strawberry.field(description="One member by id, external id or e-mail (exactly one).")
     async def member(
@@ -106,7 +108,7 @@ class MemberQueries:
         if sum(x is not None for x in (id, external_id, email)) != 1:
             raise BadUserInput("Pass exactly one of id, externalId or email.")
         if id is not None:
-            return await _visible_member(info, node_id(id, "Member"))
+            return await visible_member(info, node_id(id, "Member"))
         found = await services.find_member(external_id=external_id, email=email)
         if found is None or not can_view_member(p, found.id):
             return None

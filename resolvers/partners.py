@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry import relay
 
-from domain.access import STAFF, Principal, Role, can_view_member
+from domain.access import STAFF, Principal, Role
 from domain.errors import DomainError, ErrorCode
 from domain.ledger.values import Idempotency
 from domain.members.services import find_member
@@ -19,9 +19,9 @@ from domain.partners import services
 from domain.partners.model import ExchangeStatus, Partner
 from resolvers.inputs import given_fields, key_of
 from resolvers.ledger import idempotency, publish_outcome
+from resolvers.members import visible_member
 from resolvers.permissions import acting_for, principal, require
 from schema.errors import BadUserInput, Forbidden, user_errors
-from schema.members import MemberType
 from schema.partners import (
     CancelExchangeInput,
     ConfirmExchangeInput,
@@ -69,18 +69,12 @@ def _key(gid: relay.GlobalID | None, type_name: str, field: str, what: str) -> i
     return None if gid is None else key_of(gid, type_name, field, what)
 
 
-async def _member(info: strawberry.Info, member_id: int) -> MemberType | None:
-    if not can_view_member(info.context.principal, member_id):
-        return None
-    m = await info.context.loaders.member.load(member_id)
-    return MemberType.from_domain(m) if m else None
-
-
 async def _exchange_payload(info: strawberry.Info, done: services.ExchangeOutcome
                             ) -> ExchangePayload:
     await publish_outcome(info, done.outcome)
     return ExchangePayload(exchange=ExchangeType.from_domain(done.exchange),
-                           member=await _member(info, done.exchange.member_id), user_errors=[])
+                           member=await visible_member(info, done.exchange.member_id, "member"),
+                           user_errors=[])
 
 
 def _failed(e: DomainError) -> ExchangePayload:
@@ -251,7 +245,8 @@ class PartnerMutations:
         except DomainError as e:
             return _failed(e)
         return ExchangePayload(exchange=ExchangeType.from_domain(exchange),
-                               member=await _member(info, exchange.member_id), user_errors=[])
+                               member=await visible_member(info, exchange.member_id, "member"),
+                               user_errors=[])
 
     @strawberry.mutation(description="The partner cannot credit its side: the points come "
                                      "back to the member (that PARTNER, ADMIN).")

@@ -15,9 +15,9 @@ from domain.rewards.model import Reward, RewardDraft
 from resolvers.events import publish_points_changed
 from resolvers.inputs import built_directly, given_fields, key_of
 from resolvers.ledger import idempotency
+from resolvers.members import visible_member
 from resolvers.permissions import acting_for, principal, require
 from schema.errors import BadUserInput, user_error, user_errors
-from schema.members import MemberType
 from schema.relay import decode_cursor, node_id, page_size
 from schema.rewards import (
     CancelRedemptionInput,
@@ -150,7 +150,8 @@ class RewardMutations:
             return RedemptionPayload(redemption=None, member=None, user_errors=user_errors(e))
         await _after(info, done)
         return RedemptionPayload(redemption=RedemptionType.from_domain(done.redemption),
-                                 member=await _member(info, member_id), user_errors=[])
+                                 member=await visible_member(info, member_id, "member"),
+                                 user_errors=[])
 
     @strawberry.mutation(description="Accept a coupon at checkout (INTEGRATION, AGENT, "
                                      "ADMIN). Repeated wrong codes are throttled.")
@@ -186,9 +187,9 @@ class RewardMutations:
         except DomainError as e:
             return RedemptionPayload(redemption=None, member=None, user_errors=user_errors(e))
         await _after(info, done)
+        member = await visible_member(info, done.redemption.member_id, "member")
         return RedemptionPayload(redemption=RedemptionType.from_domain(done.redemption),
-                                 member=await _member(info, done.redemption.member_id),
-                                 user_errors=[])
+                                 member=member, user_errors=[])
 
 
 async def _after(info: strawberry.Info, done: services.RedemptionOutcome) -> None:
@@ -200,6 +201,3 @@ async def _after(info: strawberry.Info, done: services.RedemptionOutcome) -> Non
         info.context.loaders.balance.prime(change.member_id, change.balance, force=True)
 
 
-async def _member(info: strawberry.Info, member_id: int) -> MemberType | None:
-    m = await info.context.loaders.member.load(member_id)
-    return MemberType.from_domain(m) if m else None

@@ -76,6 +76,44 @@ async def test_me_and_the_viewers_member_are_loaded_up_front(
 
 
 
+MEMBER = "member { tier { name } points { available } tierProgress { qualifyingPoints } }"
+
+
+async def test_the_members_of_write_payloads_are_loaded_up_front(
+        gql: GraphQLClient, no_lazy_loads: None) -> None:
+    # given the program, a reward, and a member funded by a purchase
+    from schema.relay import global_id
+
+    ids = await _program()
+    member, other = global_id("Member", ids[0]), global_id("Member", ids[2])
+    admin = gql.token(Role.ADMIN)
+    reward = (await gql.ok(f"""mutation {{ createReward(input: {{name: "Pen", pointsCost: 5}})
+      {{ reward {{ id }} }} }}""", None, admin))["createReward"]["reward"]["id"]
+    # when it buys, redeems, is adjusted and gives points away: every payload's member
+    # shows what it has after the write, loaded with it (no field loads on its own)
+    bought = await gql.ok(f"""mutation {{ recordPurchase(input: {{memberId: "{member}",
+      orderId: "W-1", amount: "30", idempotencyKey: "w-1"}}) {{ {MEMBER} }} }}""",
+                          None, gql.token(Role.INTEGRATION))
+    assert bought["recordPurchase"]["member"] == {
+        "tier": {"name": "Silver"}, "points": {"available": 50},
+        "tierProgress": {"qualifyingPoints": 50}}
+    redeemed = await gql.ok(f"""mutation {{ redeemReward(input: {{rewardId: "{reward}",
+      idempotencyKey: "r-1"}}) {{ {MEMBER} }} }}""", None,
+                            gql.token(Role.MEMBER, member_id=ids[0]))
+    assert redeemed["redeemReward"]["member"]["points"] == {"available": 45}
+    adjusted = await gql.ok(f"""mutation {{ adjustPoints(input: {{memberId: "{member}",
+      points: 5, reason: "goodwill", idempotencyKey: "a-1"}}) {{ {MEMBER} }} }}""",
+                            None, admin)
+    assert adjusted["adjustPoints"]["member"]["points"] == {"available": 50}
+    moved = await gql.ok(f"""mutation {{ transferPoints(input: {{fromMemberId: "{member}",
+      toMemberId: "{other}", points: 10, idempotencyKey: "t-1"}}) {{
+      fromMember {{ points {{ available }} tier {{ name }} }}
+      toMember {{ points {{ available }} tier {{ name }} }} }} }}""", None, admin)
+    assert moved["transferPoints"] == {
+        "fromMember": {"points": {"available": 40}, "tier": {"name": "Silver"}},
+        "toMember": {"points": {"available": 85}, "tier": {"name": "Silver"}}}
+
+
 async def test_a_pages_tiers_and_points_are_read_not_resolved(
         gql: GraphQLClient, monkeypatch: pytest.MonkeyPatch) -> None:
     # The page computes them once (MemberType.resolve_early) and the executor reads them
