@@ -205,6 +205,12 @@ OPERATIONS = [
     "{ others { x where } custom { id } }",
     "{ nameless { id leaf { name } } }",
     "{ a: others { where } b: others { w: where } }",
+    # sibling awaitables failing first or last, the failure bubbling up to a nullable
+    # parent (leaf) or to the root (mustLeaf, fine: non-null)
+    "{ fine { leaf { laterBoom later n } } }",
+    "{ fine { leaf { later laterBoom } } }",
+    "{ a: fine { mustLeaf { laterBoom later } } b: fine { leaf { later } } }",
+    "{ b: fine { leaf { later } } a: fine { mustLeaf { later laterBoom } } }",
 ]
 
 

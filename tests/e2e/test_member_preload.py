@@ -87,8 +87,8 @@ async def test_the_members_of_write_payloads_are_loaded_up_front(
     ids = await _program()
     member, other = global_id("Member", ids[0]), global_id("Member", ids[2])
     admin = gql.token(Role.ADMIN)
-    reward = (await gql.ok(f"""mutation {{ createReward(input: {{name: "Pen", pointsCost: 5}})
-      {{ reward {{ id }} }} }}""", None, admin))["createReward"]["reward"]["id"]
+    reward = (await gql.ok("""mutation { createReward(input: {name: "Pen", pointsCost: 5})
+      { reward { id } } }""", None, admin))["createReward"]["reward"]["id"]
     # when it buys, redeems, is adjusted and gives points away: every payload's member
     # shows what it has after the write, loaded with it (no field loads on its own)
     bought = await gql.ok(f"""mutation {{ recordPurchase(input: {{memberId: "{member}",
