@@ -26,7 +26,7 @@ from api import db
 from api.auth import TokenService
 from api.broker import build_broker
 from api.cache import build_cache
-from api.context import Services
+from api.context import LedgerKept, Services
 from api.fast_http import Application, PlainPost
 from api.graphql import GraphQLApp
 from api.middleware import BodySizeLimit, RequestId
@@ -55,6 +55,7 @@ def build_services(settings: Settings) -> Services:
                                 settings.login_lockout_seconds),
         coupon_throttle=Throttle(cache, "coupon", settings.coupon_max_failures,
                                  settings.login_lockout_seconds),
+        ledger_kept=LedgerKept(settings.ledger_kept),
     )
 
 

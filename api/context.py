@@ -260,13 +260,14 @@ class LedgerKept:
     its CPU (README, Performance). A page is kept only when its newest entry *is*
     `last_seq`, so a page read after a write that the balance read before it missed is
     shown but not kept. What is kept is shared by later requests and never changed.
-    Bounded in weight (a page's nodes, a holding's rewards; each ~1.5 KB at most), least
-    recently used first out."""
+    Bounded in weight (a page's nodes, a holding's rewards; each ~1.5 KB at most; setting
+    LEDGER_KEPT, 0 keeps nothing), least recently used first out."""
 
-    MAX_WEIGHT = 20_000
     MAX_ITEMS = 8_192
 
-    def __init__(self) -> None:
+    def __init__(self, max_weight: int = 20_000) -> None:
+        """`max_weight` (setting LEDGER_KEPT): 0 keeps nothing."""
+        self.MAX_WEIGHT = max_weight
         #: (member, what) -> (last_seq, the value, its weight)
         self._kept: OrderedDict[tuple[int, Hashable], tuple[int, Any, int]] = OrderedDict()
         self._weight = 0
@@ -284,6 +285,8 @@ class LedgerKept:
         return found[1]
 
     def put(self, balance: Balance, what: Hashable, value: Any, weight: int) -> None:
+        if weight > self.MAX_WEIGHT:  # (nothing at all with LEDGER_KEPT=0)
+            return
         key = (balance.member_id, what)
         old = self._kept.pop(key, None)
         if old is not None:

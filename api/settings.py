@@ -67,6 +67,7 @@ class Settings:
     login_lockout_seconds: int = 900
     coupon_max_failures: int = 20
     subscriber_queue_size: int = 256
+    ledger_kept: int = 20_000
     scheduler_interval: int = 60
     password_time_cost: int = 3
     password_memory_kib: int = 65536
@@ -135,6 +136,7 @@ class Settings:
             login_lockout_seconds=s.integer("LOGIN_LOCKOUT_SECONDS", 900, 1, 86400),
             coupon_max_failures=s.integer("COUPON_MAX_FAILURES", 20, 1, 100000),
             subscriber_queue_size=s.integer("SUBSCRIBER_QUEUE_SIZE", 256, 1, 100000),
+            ledger_kept=s.integer("LEDGER_KEPT", 20_000, 0, 1_000_000),
             scheduler_interval=s.integer("SCHEDULER_INTERVAL", 60, 0, 86400),
             password_time_cost=s.integer("PASSWORD_TIME_COST", 3, 1, 20),
             password_memory_kib=s.integer("PASSWORD_MEMORY_KIB", 65536, 1024, 4 * 1024 * 1024),

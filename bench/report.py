@@ -54,6 +54,15 @@ def render(results: dict[str, Any], budget: dict[str, Budget]) -> tuple[str, boo
                          f">={b.ratio:.2f}x p99<={b.p99_ms:.0f}{fails:<8}"
                          f" {_verdict(good)}")
         ok = ok and good
+    first = results.get("home_first_visits")
+    if first:  # for the record: the budget's home workload repeats its 1,000 members
+        paired = (first.get("floor") or {}).get("rps") or floor_rps
+        lines.append(f"{'  ... every visit a first one':<32}{first['rps']:>8.0f}"
+                     f"{first['rps'] / paired if paired else 0.0:>9.2f}{first['p50_ms']:>8.1f}"
+                     f"{first['p99_ms']:>8.1f}{first.get('peak_mb', 0.0):>9.0f}"
+                     f"{results.get('statements', {}).get('home', ''):>8}"
+                     f"{first.get('cpu_ms_per_request', 0):>7.2f}  (LEDGER_KEPT=0: "
+                     "nothing kept between requests; no line of its own)")
     peaks = [r.get("peak_mb", 0.0) for r in results["sqlite"].values()]
     if peaks:
         lines.append(f"peak server memory {max(peaks):.0f} MB (budget <= {MEMORY_BUDGET_MB:.0f} "

@@ -46,7 +46,7 @@ async def home(gql: GraphQLClient, app: Any, m: Member) -> tuple[list[tuple[str,
     same."""
     kept = await gql.ok(HOME, None, m.token)
     services = app.state.services
-    saved, services.ledger_kept = services.ledger_kept, LedgerKept()
+    saved, services.ledger_kept = services.ledger_kept, LedgerKept(0)
     try:
         fresh = await gql.ok(HOME, None, m.token)
     finally:
@@ -137,3 +137,14 @@ async def test_only_plain_small_newest_pages_are_kept(gql: GraphQLClient, app: A
     first = await gql.ok(query, None, m.token)
     assert len(kept_of(app)) == 0
     assert await gql.ok(query, None, m.token) == first
+
+
+async def test_a_process_told_to_keep_nothing_reads_every_time(
+        gql: GraphQLClient, app: Any) -> None:
+    m = await new_member(gql, "nothing@example.com")
+    await fund(gql, m, 10)
+    app.state.services.ledger_kept = LedgerKept(0)  # LEDGER_KEPT=0
+    first = await gql.ok(HOME, None, m.token)
+    with count_statements() as counter:
+        assert await gql.ok(HOME, None, m.token) == first
+    assert counter.count == 2, counter.statements  # member and balance, ledger page

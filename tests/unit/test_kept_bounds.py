@@ -43,3 +43,9 @@ def test_the_number_of_values_is_bounded_too() -> None:
     for member in (1, 2, 3):
         kept.put(balance(member, 1), "held", {}, 1)
     assert len(kept) == 2 and kept.get(balance(1, 1), "held") is None
+
+
+def test_a_weight_of_zero_keeps_nothing() -> None:
+    kept = LedgerKept(0)  # LEDGER_KEPT=0
+    kept.put(balance(1, 1), "held", {}, 1)
+    assert len(kept) == 0 and kept.get(balance(1, 1), "held") is None

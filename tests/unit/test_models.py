@@ -290,7 +290,7 @@ def test_from_env_reads_every_kind_of_value(in_tmp: Path) -> None:
         "DATABASE_URL": "postgresql://u:p@db.internal:5432/loyalty",
         "REDIS_URL": "redis://cache:6379/1", "ACCESS_TOKEN_TTL": "600", "LOG_LEVEL": "debug",
         "WS_ALLOWED_ORIGINS": "https://a.example, ,https://b.example",
-        "GRAPHIQL": "yes", "MAX_ALIASES": "5",
+        "GRAPHIQL": "yes", "MAX_ALIASES": "5", "LEDGER_KEPT": "0",
     })
     assert settings.is_production
     assert settings.database_url == "postgres://u:p@db.internal:5432/loyalty"
@@ -298,6 +298,7 @@ def test_from_env_reads_every_kind_of_value(in_tmp: Path) -> None:
         "redis://cache:6379/1", 600, "DEBUG")
     assert settings.ws_allowed_origins == ("https://a.example", "https://b.example")
     assert (settings.introspection, settings.graphiql, settings.max_aliases) == (False, True, 5)
+    assert settings.ledger_kept == 0
 
 
 def test_production_without_jwt_secret_is_refused(in_tmp: Path) -> None:
