@@ -508,7 +508,10 @@ class FastExecutionContext(StrawberryGraphQLCoreExecutionContext):
         literals (no variable anywhere in them), shared by every run of the parsed document
         (kept with its operation, as `collect_subfields` keeps its fields): they then
         coerce to the same values every time. Only successful coercions are kept, and what
-        is kept is never changed: strawberry's conversion builds new values from it."""
+        is kept is never changed: strawberry's conversion builds new inputs and lists from
+        it, and passes scalars as they are, which is safe while every scalar of the schema
+        parses to an immutable value (ours: Date, DateTime, Decimal and the built-in ones;
+        a JSON scalar would need a copy here)."""
         memo = None
         if node.fragment_variable_values is None and node.node.arguments:
             memo = _memo_of(self.operation, self.fragments)
