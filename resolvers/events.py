@@ -47,14 +47,22 @@ async def publish_tier_changes(ctx: Any, changes: Iterable[TierChanged]) -> None
         await publish_member_updated(ctx, MemberUpdated(change.member_id, ("tier",)))
 
 
+#: The balance fields a PointsChanged message carries (not `last_seq`, added later).
+BROADCAST_BALANCE = ("member_id", "available", "pending", "lifetime_earned", "lifetime_spent",
+                     "expired", "qualifying_points", "version")
+
+
 async def publish_points_changed(ctx: Any, changes: Iterable[Change]) -> None:
     """After commit: one event per member whose balance moved (a PointsChanged, as
-    `dataclasses.asdict` would give it: every write publishes one, so it is built by hand)."""
+    `dataclasses.asdict` would give it: every write publishes one, so it is built by hand).
+    Its balance has the fields it always had (`BROADCAST_BALANCE`): the message crosses
+    processes, and a worker of the previous release builds a `Balance` from it."""
     for change in changes:
+        balance = vars(change.balance)
         payload = {"type": "PointsChanged", "member_id": change.member_id,
                    "sequence": change.balance.version,
                    "entry_ids": [e.id for e in change.entries],
-                   "balance": dict(vars(change.balance))}
+                   "balance": {k: balance[k] for k in BROADCAST_BALANCE}}
         await ctx.broker.publish_all((points_channel(change.member_id), ALL_POINTS_CHANNEL),
                                      payload)
 

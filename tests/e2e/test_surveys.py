@@ -330,6 +330,11 @@ async def test_a_member_answers_once_and_is_credited_once_outside_tier_qualifica
     assert event["type"] == "PointsChanged"
     assert (event["member_id"], event["balance"]["available"], len(event["entry_ids"])) == (
         m.key, 150, 1)
+    # (with the balance fields such a message has always had: workers of the previous
+    # release read it during a rolling deploy)
+    assert sorted(event["balance"]) == sorted([
+        "member_id", "available", "pending", "lifetime_earned", "lifetime_spent", "expired",
+        "qualifying_points", "version"])
     # and the member sees its response on the survey
     mine = (await gql.ok(SURVEY, {"id": survey["id"]}, m.token))["survey"]["viewerResponse"]
     assert mine == {"id": response["id"], "score": 9}
