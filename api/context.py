@@ -267,7 +267,7 @@ class LedgerKept:
 
     def __init__(self, max_weight: int = 20_000) -> None:
         """`max_weight` (setting LEDGER_KEPT): 0 keeps nothing."""
-        self.MAX_WEIGHT = max_weight
+        self.max_weight = max_weight
         #: (member, what) -> (last_seq, the value, its weight)
         self._kept: OrderedDict[tuple[int, Hashable], tuple[int, Any, int]] = OrderedDict()
         self._weight = 0
@@ -285,7 +285,7 @@ class LedgerKept:
         return found[1]
 
     def put(self, balance: Balance, what: Hashable, value: Any, weight: int) -> None:
-        if weight > self.MAX_WEIGHT:  # (nothing at all with LEDGER_KEPT=0)
+        if weight > self.max_weight:  # (nothing at all with LEDGER_KEPT=0)
             return
         key = (balance.member_id, what)
         old = self._kept.pop(key, None)
@@ -293,7 +293,7 @@ class LedgerKept:
             self._weight -= old[2]
         self._kept[key] = (balance.last_seq, value, weight)
         self._weight += weight
-        while self._weight > self.MAX_WEIGHT or len(self._kept) > self.MAX_ITEMS:
+        while self._weight > self.max_weight or len(self._kept) > self.MAX_ITEMS:
             self._weight -= self._kept.popitem(last=False)[1][2]
 
 

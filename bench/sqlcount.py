@@ -43,9 +43,8 @@ async def count_requests(database_url: str, workloads: dict[str, Workload]
                 if name == "floor":
                     continue
                 read = "@UNIQUE@" not in w.body  # (a write sent again would be a replay)
-                body, headers = fill(w, rng)
                 for attempt in range(3 if read else 2):
-                    if attempt < 2:
+                    if attempt < 2:  # another member each time; the third: the second again
                         body, headers = fill(w, rng)
                     with count_statements() as counter:
                         r = await http.post("/graphql", content=body, headers=headers)

@@ -25,8 +25,7 @@ def test_a_value_answers_only_while_the_newest_entry_is_the_same() -> None:
 
 
 def test_the_least_recently_used_go_first_when_the_weight_is_reached() -> None:
-    kept = LedgerKept()
-    kept.MAX_WEIGHT = 10
+    kept = LedgerKept(10)
     for member in (1, 2, 3):
         kept.put(balance(member, 1), "page", member, 3)
     assert kept.get(balance(1, 1), "page") == 1  # used: now the most recent
