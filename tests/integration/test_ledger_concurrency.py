@@ -359,9 +359,13 @@ async def test_a_debit_waits_for_the_balance_row_lock(gql: GraphQLClient, settin
         # then the request does not complete: its book's opening read of the balance row
         # (FOR UPDATE, before anything is read or written) waits for our lock
         assert not done, task.result()
-        blocked = await conn.fetch(
-            "SELECT query FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
-            conn.get_server_pid())
+        for _ in range(100):  # (on a loaded machine it may reach the lock only later)
+            blocked = await conn.fetch(
+                "SELECT query FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
+                conn.get_server_pid())
+            if blocked or task.done():
+                break
+            await asyncio.sleep(0.1)
         assert len(blocked) == 1, blocked
         waiting = " ".join(blocked[0]["query"].upper().replace('"', "").split())
         assert waiting.startswith("SELECT") and "FROM BALANCE" in waiting, waiting
