@@ -12,10 +12,10 @@ text on both backends. Values go in as Python values (datetimes, Decimals: the a
 Tortoise registers store them as it does); what comes back is what the driver gives, so a
 datetime read on SQLite is text: `dt()` reads it.
 
-On PostgreSQL, the client (api/pg_engine.py) has a shorter path for these statements
-(`fetch_dicts`, `run_statement`: straight to asyncpg's connection, in the same transaction,
-under the same lock, with the same exceptions); a client without one (SQLite, or any other
-Tortoise client) runs them through `execute_query*`.
+Both of Loyalgraph's clients (api/pg_engine.py, api/sqlite_engine.py) have a shorter path
+for these statements (`fetch_dicts`, `run_statement`: straight to the driver's connection,
+in the same transaction, under the same lock, with the same exceptions); any other Tortoise
+client runs them through `execute_query*`.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ async def rows(statement: str, *params: Any) -> list[dict[str, Any]]:
     """The rows a SELECT (or a statement with RETURNING) gives, as dicts."""
     db = client()
     if (fetch_dicts := getattr(db, "fetch_dicts", None)) is not None:
-        return await fetch_dicts(statement, params)  # type: ignore[no-any-return]
+        return await fetch_dicts(_prepare(db, statement), params)  # type: ignore[no-any-return]
     return await db.execute_query_dict(_prepare(db, statement), list(params))
 
 
@@ -67,7 +67,7 @@ async def run(statement: str, *params: Any) -> int:
     """Run an INSERT, UPDATE or DELETE; the number of rows it changed."""
     db = client()
     if (run_statement := getattr(db, "run_statement", None)) is not None:
-        return await run_statement(statement, params)  # type: ignore[no-any-return]
+        return await run_statement(_prepare(db, statement), params)  # type: ignore[no-any-return]
     changed, _ = await db.execute_query(_prepare(db, statement), list(params))
     return int(changed)
 

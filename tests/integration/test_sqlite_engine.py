@@ -189,3 +189,67 @@ async def test_the_log_file_is_reused_not_truncated_when_it_starts_over(app: obj
     assert frames < 50  # it did start over
     assert os.path.getsize(log_file) == grown  # noqa: ASYNC240 - kept as it was
 
+
+async def test_plain_statements_go_straight_to_the_connection(app: object) -> None:
+    from tortoise.exceptions import IntegrityError
+
+    from domain import sql
+    from tests.support.sql_counter import count_statements
+
+    client = connections.get("sqlite")
+    assert isinstance(client, InLoopSqliteClient)
+    await client.execute_script("CREATE TABLE plain (n INTEGER UNIQUE, t TEXT)")
+    seen: list[tuple[str, tuple[object, ...]]] = []
+    for name in ("fetch_dicts", "run_statement"):
+        real = getattr(sqlite_engine._InLoop, name)
+
+        async def spy(self: object, statement: str, values: tuple[object, ...],
+                      real: object = real) -> object:
+            seen.append((statement, values))
+            return await real(self, statement, values)  # type: ignore[operator]
+
+        setattr(client.__class__, name, spy)
+        setattr(sqlite_engine.InLoopTransaction, name, spy)
+    try:
+        with count_statements() as counter:
+            assert await sql.run("INSERT INTO plain (n, t) VALUES ($2, $1)", "one", 1) == 1
+            async with in_transaction("sqlite"):
+                assert await sql.run("INSERT INTO plain (n, t) VALUES ($1, $2), ($3, $4)",
+                                     2, "two", 3, "three") == 2
+                assert await sql.rows("SELECT n, t FROM plain WHERE n >= $1 ORDER BY n", 2) \
+                    == [{"n": 2, "t": "two"}, {"n": 3, "t": "three"}]
+                with pytest.raises(IntegrityError):
+                    await sql.run("INSERT INTO plain (n, t) VALUES ($1, $2)", 1, "again")
+    finally:
+        for name in ("fetch_dicts", "run_statement"):
+            for cls in (client.__class__, sqlite_engine.InLoopTransaction):
+                if name in vars(cls):
+                    delattr(cls, name)
+    # SQLite's numbered parameters, values as given; each statement logged (and counted)
+    assert [s for s, _ in seen] == [
+        "INSERT INTO plain (n, t) VALUES (?2, ?1)",
+        "INSERT INTO plain (n, t) VALUES (?1, ?2), (?3, ?4)",
+        "SELECT n, t FROM plain WHERE n >= ?1 ORDER BY n",
+        "INSERT INTO plain (n, t) VALUES (?1, ?2)"]
+    assert counter.count == 4
+    assert await sql.rows("SELECT n, t FROM plain ORDER BY n") == [
+        {"n": 1, "t": "one"}, {"n": 2, "t": "two"}, {"n": 3, "t": "three"}]
+
+    # a plain read from another task waits for an open transaction to end (here: roll
+    # back) instead of reading its uncommitted rows on the shared connection
+    inside = asyncio.Event()
+
+    async def rolled_back_writer() -> None:
+        with pytest.raises(RuntimeError):
+            async with in_transaction("sqlite"):
+                await sql.run("INSERT INTO plain (n, t) VALUES ($1, $2)", 4, "four")
+                inside.set()
+                await asyncio.sleep(0.05)
+                raise RuntimeError("roll back")
+
+    async def reader() -> list[dict[str, object]]:
+        await inside.wait()
+        return await sql.rows("SELECT COUNT(*) AS c FROM plain")
+
+    _, found = await asyncio.gather(rolled_back_writer(), reader())
+    assert found == [{"c": 3}]
