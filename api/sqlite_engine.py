@@ -225,6 +225,14 @@ class _InLoop:
 
 class InLoopSqliteClient(_InLoop, SqliteClient):
     _checkpointer: WalCheckpointer | None = None
+    _memo: dict[str, Any] | None = None
+
+    @property
+    def memo(self) -> dict[str, Any]:
+        """`domain.sql.memo`: this process is the database's only writer."""
+        if self._memo is None:
+            self._memo = {}
+        return self._memo
 
     async def create_connection(self, with_db: bool) -> None:
         if not self._connection:
@@ -266,6 +274,10 @@ class InLoopSqliteClient(_InLoop, SqliteClient):
 
 
 class InLoopTransaction(_InLoop, SqliteTransactionWrapper):
+    @property
+    def memo(self) -> dict[str, Any]:
+        return self._parent.memo  # type: ignore[attr-defined, no-any-return]
+
     def _in_transaction(self) -> TransactionContext:
         return NestedTransactionContext(InLoopTransaction(self))  # type: ignore[arg-type]
 

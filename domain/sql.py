@@ -54,6 +54,14 @@ def client() -> BaseDBAsyncClient:
     return _get_connection(None)
 
 
+def memo(db: BaseDBAsyncClient | None = None) -> dict[str, Any] | None:
+    """What this process may remember about its database between requests, for a
+    database only this process writes to (SQLite: the embedded default serves one
+    process); None where several processes write (PostgreSQL), which remember nothing
+    this way. One dict per database, the same inside and outside its transactions."""
+    return getattr(db or client(), "memo", None)
+
+
 def is_sqlite(db: BaseDBAsyncClient | None = None) -> bool:
     return (db or client()).capabilities.dialect == "sqlite"
 

@@ -53,7 +53,7 @@ from domain.partners.model import (
 from domain.partners.tables import ExchangeQuoteRow, ExchangeRow, PartnerRateRow, PartnerRow
 from domain.program.services import get_program
 from domain.webhooks.model import WebhookEventType
-from domain.webhooks.outbox import emit
+from domain.webhooks.outbox import emit, endpoints_changing
 from domain.webhooks.services import set_partner_endpoint
 
 MAX_SETTLEMENT_DAYS = 366
@@ -150,7 +150,7 @@ async def create_partner(values: dict[str, Any]) -> PartnerSaved:
     if await PartnerRow.exists(code=values["code"]):
         raise taken
     try:
-        async with in_transaction():
+        async with endpoints_changing(), in_transaction():
             row = await PartnerRow.create(**{k: _clean(k, v) for k, v in values.items()
                                              if k in _SETTINGS and v is not None})
             await _save_rates(row, values, now)
@@ -174,7 +174,7 @@ async def update_partner(partner_id: int, values: dict[str, Any]) -> PartnerSave
     if values.get("code") is not None:
         values = {**values, "code": str(values["code"]).strip().upper()}
     check_settings(values, now)
-    async with in_transaction():
+    async with endpoints_changing(), in_transaction():
         row = await PartnerRow.filter(id=partner_id).select_for_update().first()
         if row is None:
             raise DomainError(ErrorCode.NOT_FOUND, "No such partner.", ["partnerId"])

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 
 from domain.ids import public_id
 from domain.webhooks.model import WebhookEventType
-from domain.webhooks.outbox import Event, emit_all
+from domain.webhooks.outbox import Event, emit_all, listening
 
 if TYPE_CHECKING:
     from domain.ledger.book import BalanceState
@@ -39,7 +39,10 @@ async def ledger_saved(member_id: int, balance: BalanceState, entries: Sequence[
                        before: Sequence[Event] = ()) -> None:
     """A member's book was saved: POINTS_CHANGED if its balance moved (`sequence` is the
     balance version, as on the `pointsChanged` subscription), TIER_CHANGED per tier move;
-    after `before`, the other events of the same write (one INSERT for all of them)."""
+    after `before`, the other events of the same write (one INSERT for all of them).
+    Nothing is built when nobody listens (every write that moves points comes here)."""
+    if not await listening():
+        return
     events = list(before)
     member = public_id("Member", member_id)
     if changed:

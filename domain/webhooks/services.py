@@ -34,6 +34,7 @@ from domain.webhooks.model import (
     new_secret,
     not_found,
 )
+from domain.webhooks.outbox import endpoints_changing
 from domain.webhooks.tables import WebhookDeliveryRow, WebhookEndpointRow
 
 MAX_BRAND_ENDPOINTS = 50
@@ -80,10 +81,11 @@ async def create_endpoint(url: str, event_types: Iterable[WebhookEventType],
         raise DomainError(ErrorCode.LIMIT_REACHED,
                           f"At most {MAX_BRAND_ENDPOINTS} endpoints.", ["url"])
     secret = secret or new_secret()
-    now = clock.utcnow()
-    row = await WebhookEndpointRow.create(url=url, secret=secret, event_types=types,
-                                          description=description, active=active,
-                                          created_at=now, updated_at=now)
+    async with endpoints_changing():
+        now = clock.utcnow()
+        row = await WebhookEndpointRow.create(url=url, secret=secret, event_types=types,
+                                              description=description, active=active,
+                                              created_at=now, updated_at=now)
     return to_endpoint(row), secret
 
 
@@ -104,7 +106,7 @@ async def update_endpoint(endpoint_id: int, changes: dict[str, Any]) -> Endpoint
     if "active" in changes:
         values["active"] = bool(changes["active"])
     errors.check()
-    async with in_transaction():
+    async with endpoints_changing(), in_transaction():
         row = await WebhookEndpointRow.filter(id=endpoint_id).select_for_update().first()
         if row is None or row.partner_id is not None:
             raise not_found("endpointId")
@@ -118,8 +120,10 @@ async def set_partner_endpoint(partner_id: int, url: str | None, secret: str | N
                                active: bool) -> str | None:
     """Create or update the one endpoint of partner `partner_id` (subscribed to its own
     exchange events); no `url`, or not `active`, leaves it inactive. Call inside the
-    partner's transaction. Returns the signing secret if this call generated one (to show
-    once), else None. Invalid input raises INVALID_INPUT on webhookUrl / webhookSecret."""
+    partner's transaction, itself inside `endpoints_changing()` (whether anyone listens is
+    read again only once that transaction is over). Returns the signing secret if this
+    call generated one (to show once), else None. Invalid input raises INVALID_INPUT on
+    webhookUrl / webhookSecret."""
     errors = Collector()
     if url is not None:
         url = check_url(url, "webhookUrl", errors)

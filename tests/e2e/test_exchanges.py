@@ -14,6 +14,8 @@ import io
 import json
 from datetime import timedelta
 
+import pytest
+
 from domain.access import Role
 from domain.webhooks.tables import WebhookEventRow
 from tests.conftest import GraphQLClient, error_codes
@@ -43,8 +45,12 @@ from tests.e2e.partner_helpers import (
     reject,
 )
 from tests.e2e.rewards_helpers import fund
+from tests.e2e.webhook_helpers import listening_endpoint  # noqa: F401  (fixture, by name)
 from tests.support.clock import Clock, clock  # noqa: F401  (autouse: time stands still)
 from tests.support.ledger_checks import assert_ledger_consistent
+
+# the outbox is read here: on SQLite it is written only while an endpoint is active
+pytestmark = pytest.mark.usefixtures("listening_endpoint")
 
 
 async def outbox(event_type: str) -> list[dict]:

@@ -9,6 +9,8 @@ import json
 from datetime import timedelta
 from typing import Any
 
+import pytest
+
 from domain.access import Role
 from domain.jobs import run_due_jobs
 from domain.webhooks import jobs as webhook_jobs
@@ -24,10 +26,11 @@ from tests.e2e.ledger_helpers import (
     set_program,
 )
 from tests.e2e.rewards_helpers import create_reward, redeem, use
-from tests.e2e.webhook_helpers import outbox, settings
+from tests.e2e.webhook_helpers import listening_endpoint, outbox, settings
 from tests.support.clock import Clock, clock
 
-__all__ = ["clock", "settings"]  # fixtures, used by name
+__all__ = ["clock", "listening_endpoint", "settings"]  # fixtures, used by name
+pytestmark = pytest.mark.usefixtures("listening_endpoint")
 
 OPEN = """mutation($input: OpenTicketInput!) { openTicket(input: $input) {
   ticket { id } userErrors { code } } }"""

@@ -22,7 +22,8 @@ import pytest
 
 from api.settings import Settings
 from domain.webhooks.dispatch import DispatchReport, dispatch
-from domain.webhooks.model import DeliveryPolicy
+from domain.webhooks.model import DeliveryPolicy, WebhookEventType
+from domain.webhooks.services import create_endpoint as create_endpoint_directly
 from domain.webhooks.tables import WebhookEventRow
 from domain.webhooks.transport import HttpSender
 
@@ -167,6 +168,14 @@ def documented_verifier() -> Callable[..., bool]:
 
 
 # --- dispatching and the outbox -----------------------------------------------------------
+
+
+@pytest.fixture
+async def listening_endpoint(gql: Any) -> None:
+    """An active brand endpoint for every event type, for tests that read the outbox: on
+    SQLite no event is written while no endpoint is active (`domain.webhooks.outbox`)."""
+    await create_endpoint_directly("https://hooks.example.com/loyalty", list(WebhookEventType),
+                                   None, None, True)
 
 
 @pytest.fixture
