@@ -360,6 +360,9 @@ async def test_a_debit_waits_for_the_balance_row_lock(gql: GraphQLClient, settin
         # (FOR UPDATE, before anything is read or written) waits for our lock
         assert not done, task.result()
         for _ in range(100):  # (on a loaded machine it may reach the lock only later)
+            # pg_stat_activity is read once per transaction and kept: read it afresh, or
+            # a later poll shows the query the request was running at the first one
+            await conn.execute("SELECT pg_stat_clear_snapshot()")
             blocked = await conn.fetch(
                 "SELECT query FROM pg_stat_activity WHERE $1 = ANY(pg_blocking_pids(pid))",
                 conn.get_server_pid())
