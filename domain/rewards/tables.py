@@ -74,7 +74,7 @@ class RedemptionRow(Model):
 
     class Meta:
         table = "redemption"
-        indexes = (("member_id", "reward_id"), ("status", "expires_at"))
+        indexes = (("member_id", "reward_id", "status"), ("status", "expires_at"))
 
     def to_domain(self) -> Redemption:
         return Redemption(
