@@ -147,7 +147,7 @@ class _InLoop:
     # --- domain.sql's plain statements -----------------------------------------------
     # Straight to the connection, as api/pg_engine.py does on PostgreSQL: no
     # exception-translating wrapper, connection wrapper or parameter list of Tortoise's
-    # `execute_query*` (~2 us of the ~9 a one-row statement took; a purchase sends 9).
+    # `execute_query*` (~2 us of the ~9 a one-row statement took; a purchase sends 8).
     # They keep what matters of those: the statement holds the lock of its client or
     # transaction (concurrent tasks never interleave inside a transaction), driver errors
     # become the same Tortoise exceptions (IntegrityError, which the unit of work retries
