@@ -15,7 +15,7 @@ def header(scope: Scope, name: bytes) -> str | None:
     screen)."""
     for key, value in scope["headers"]:
         if key == name:
-            return str(value.decode("latin-1"))
+            return value.decode("latin-1")  # type: ignore[no-any-return]
     return None
 
 

@@ -65,9 +65,10 @@ class DispatchReport:
 async def fan_out(now: datetime | None = None, batch: int = FAN_OUT_BATCH) -> tuple[int, int]:
     """One batch of new events into deliveries; (events taken, deliveries created).
 
-    Every write that moves points adds an event, so under sustained writes a round finds
-    thousands: they are read as plain columns (not their data, not as models) and those
-    nobody receives are deleted by id (`domain.sql`). With the ORM, a round of 3,500
+    Every write that moves points adds an event (on SQLite, while an endpoint is active:
+    `outbox.listening`), so under sustained writes a round finds thousands: they are read
+    as plain columns (not their data, not as models) and those nobody receives are
+    deleted by id (`domain.sql`). With the ORM, a round of 3,500
     events held the event loop ~100 ms on SQLite: the writes' p99 (README, Performance).
     """
     now = now or clock.utcnow()
