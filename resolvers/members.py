@@ -74,7 +74,9 @@ async def _with_loaded(info: strawberry.Info, members: list[MemberType],
     if selected & _NEEDS_BALANCE:
         ids = [m.id for m in members]
         if len(ids) == 1:  # through the loader: other fields of the request may want it
-            found = await info.context.loaders.balance.load_many(ids)
+            # (`load`, not `load_many`: a gather of one future was a pass of the event loop,
+            # 3.6% of a purchase's CPU, when a write's payload had it primed already)
+            found = [await info.context.loaders.balance.load(ids[0])]
         else:  # a page: one query, without a future per member
             by_id = await balances(ids)
             found = [by_id[i] for i in ids]

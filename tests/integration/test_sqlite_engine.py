@@ -63,6 +63,51 @@ async def test_a_transaction_keeps_other_tasks_out_until_it_ends(app: object) ->
     assert [r[0] for r in rows] == [2]
 
 
+async def test_a_transaction_lets_ready_tasks_run_before_it_begins_and_after_it_ends(
+        app: object) -> None:
+    # (StagedTransactionContext: concurrent requests' transactions then run one after
+    # another, and their parts before and after them too)
+    client = connections.get("sqlite")
+    await client.execute_script("CREATE TABLE probe (n INTEGER)")
+    order: list[str] = []
+
+    async def other() -> None:
+        order.append("other")
+
+    inner: list[asyncio.Future[None]] = []
+
+    async def writer() -> None:
+        async with in_transaction("sqlite") as tx:
+            order.append("begun")
+            inner.append(asyncio.ensure_future(other()))  # ready; the transaction never waits
+            await tx.execute_insert("INSERT INTO probe (n) VALUES (?)", [1])
+            order.append("written")
+        order.append("after")
+
+    ready = asyncio.ensure_future(other())  # ready before the transaction begins
+    await writer()
+    await asyncio.gather(ready, *inner)
+    # the first ran before the transaction began; the one made inside it, only once it
+    # had ended, and before the writer went on
+    assert order == ["other", "begun", "written", "other", "after"]
+
+
+async def test_a_failed_transaction_raises_at_once(app: object) -> None:
+    order: list[str] = []
+
+    async def other() -> None:
+        order.append("other")
+
+    inner: list[asyncio.Future[None]] = []
+    with pytest.raises(RuntimeError):
+        async with in_transaction("sqlite"):
+            inner.append(asyncio.ensure_future(other()))
+            raise RuntimeError("roll back")
+    order.append("raised")
+    await asyncio.gather(*inner)
+    assert order == ["raised", "other"]
+
+
 async def test_a_nested_transaction_rolls_back_to_its_savepoint_only(app: object) -> None:
     client = connections.get("sqlite")
     await client.execute_script("CREATE TABLE nested (n INTEGER)")
