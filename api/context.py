@@ -176,9 +176,12 @@ async def once(holder: Any, slot: str, compute: Callable[[], Awaitable[Any]]) ->
     In place, not in a task of its own: a task is one more pass of the event loop before
     the first caller goes on, and the parts read this way (the program's version, the
     ladder) are nearly always in this process's memory, so computing them never waits.
-    One task less and no suspension per read was -3.8% of a purchase's CPU (README,
-    Performance). A failure (or the first caller's cancellation) reaches the callers
-    waiting then, and the next caller computes it again."""
+    One task less and no suspension per read was -3.8% of a purchase's CPU sent one at a
+    time (`bench.ab`). Under load it pays only together with SQLite's
+    `StagedTransactionContext`: the task had also been what made a purchase give way to
+    other requests before its transaction (README, Performance, the eighth round). A
+    failure (or the first caller's cancellation) reaches the callers waiting then, and
+    the next caller computes it again."""
     shared: asyncio.Future[Any] | None = getattr(holder, slot)
     if shared is not None:
         return await shared

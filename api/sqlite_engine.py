@@ -283,10 +283,12 @@ class StagedTransactionContext(SqliteTransactionContext):
     a write request that has its program and ladder in memory runs from its first byte to
     its last without giving way, and concurrent requests take turns whole. Yielding on each
     side of the transaction groups the same work of many requests together: under
-    `bench/` load, purchases took 725 to 750 us of the loop's CPU instead of 840 to 920
-    (README, Performance), although each yield is one more pass of the loop. The group's
-    shared code and SQLite pages stay warm in the CPU's caches, which is the likeliest
-    reason. A lone request pays two passes of the loop, ~10 us.
+    `bench/` load, purchases took 725 to 760 us of the loop's CPU instead of 900 to 980
+    (README, Performance, the eighth round), although each yield is one more pass of the
+    loop. The likeliest reason, not measured (no hardware counters here): the code and
+    data of one part stay warm in the CPU's caches across the requests that run it in
+    turn. A request alone pays for the two passes: ~30 us, +4% of a purchase sent one at
+    a time (`python -m bench.ab`).
 
     Only the outermost transaction yields (savepoints are Tortoise's nested contexts), and
     only before taking the lock and after releasing it: nothing waits while it is held."""
