@@ -58,10 +58,15 @@ async def _load_balances(ids: list[int]) -> list[Balance]:
     return [found[i] for i in ids]
 
 
-async def _load_held(member_ids: list[int]) -> list[dict[int, int]]:
-    """member -> {reward: units it holds}; one query for the whole batch."""
-    held = await held_units(member_ids)
-    return [held[m] for m in member_ids]
+async def _load_held(keys: list[tuple[int, tuple[int, ...]]]) -> list[dict[int, int]]:
+    """(member, rewards with a limit) -> {reward: units the member holds}; one query per
+    set of rewards (a request asks with one set)."""
+    by_rewards: dict[tuple[int, ...], list[int]] = {}
+    for member_id, reward_ids in keys:
+        by_rewards.setdefault(reward_ids, []).append(member_id)
+    found = {reward_ids: await held_units(ids, reward_ids)
+             for reward_ids, ids in by_rewards.items()}
+    return [found[reward_ids][member_id] for member_id, reward_ids in keys]
 
 
 async def _load_expiring(keys: list[tuple[int, int]]) -> list[int]:
@@ -214,7 +219,7 @@ class Loaders:
         return DataLoader(load_fn=_load_rewards)
 
     @cached_property
-    def held(self) -> DataLoader[int, dict[int, int]]:
+    def held(self) -> DataLoader[tuple[int, tuple[int, ...]], dict[int, int]]:
         return DataLoader(load_fn=_load_held)
 
     @cached_property
@@ -347,6 +352,9 @@ class Services:
     decoded_program: dict[str, tuple[Any, float, Any]] = field(default_factory=dict)
     #: The `Shelf` of the last decoded catalogue and ladder: (catalogue, ladder, shelf).
     shelf: tuple[tuple[Reward, ...], tuple[Tier, ...], Shelf] | None = None
+    #: The rewards of the last decoded catalogue with a per-member limit:
+    #: (catalogue, their ids in order, the same as a set).
+    limited: tuple[tuple[Reward, ...], tuple[int, ...], frozenset[int]] | None = None
     #: What recent subscription events read, shared by their subscribers (resolvers.ledger).
     event_rows: dict[Any, Any] = field(default_factory=dict)
     #: Members' newest ledger pages and holdings, while their ledgers stay as they are.
@@ -469,18 +477,30 @@ class Context:
             self.services.shelf = shelf
         rank = _rank_of(member, ladder)
         balance = await self.loaders.balance.load(member_id)
-        taken = await self.held(balance) \
+        taken = await self.held(balance, self._limited(catalogue)[0]) \
             if shelf[2].limits_within(rank, balance.available) else None
         return shelf[2].eligible(rank, balance.available, taken)
 
-    async def held(self, balance: Balance) -> dict[int, int]:
-        """reward -> the units `balance`'s member holds: this process's copy while its
+    def _limited(self, catalogue: tuple[Reward, ...]) -> tuple[tuple[int, ...], frozenset[int]]:
+        """The ids of `catalogue`'s rewards with a per-member limit (kept per catalogue)."""
+        limited = self.services.limited
+        if limited is None or limited[0] is not catalogue:
+            ids = tuple(sorted(r.id for r in catalogue if r.per_member_limit is not None))
+            limited = self.services.limited = (catalogue, ids, frozenset(ids))
+        return limited[1], limited[2]
+
+    async def held(self, balance: Balance, reward_ids: tuple[int, ...]) -> dict[int, int]:
+        """reward -> the units `balance`'s member holds, of `reward_ids` (the rewards with a
+        per-member limit: the only units anyone asks for); this process's copy while its
         ledger is the same (`LedgerKept`), else read (through the request's loader)."""
+        if not reward_ids:
+            return {}
         kept = self.services.ledger_kept
-        taken = kept.get(balance, "held")
+        what = ("held", reward_ids)
+        taken = kept.get(balance, what)
         if taken is None:
-            taken = await self.loaders.held.load(balance.member_id)
-            kept.put(balance, "held", taken, len(taken) + 1)
+            taken = await self.loaders.held.load((balance.member_id, reward_ids))
+            kept.put(balance, what, taken, len(taken) + 1)
         return taken  # type: ignore[no-any-return]
 
     async def eligibilities(self, rewards: Sequence[Reward]) -> list[Ineligibility | bool | None]:
@@ -497,8 +517,14 @@ class Context:
         ranks = {t.id: t.rank for t in tiers}
         rank = _rank_of(member, tiers)
         balance = await self.loaders.balance.load(member_id)
-        limited = any(r.per_member_limit is not None for r in rewards)
-        taken = await self.held(balance) if limited else {}
+        limited = {r.id for r in rewards if r.per_member_limit is not None}
+        taken: dict[int, int] = {}
+        if limited:
+            # the catalogue's set when it has them all (as usual): one copy kept per member
+            ids, known = self._limited(await self.catalogue())
+            if not limited <= known:
+                ids = tuple(sorted(known | limited))
+            taken = await self.held(balance, ids)
         now = clock.utcnow()
         return [ineligibility(
             reward, now, tier_rank=rank,

@@ -14,6 +14,7 @@ from tests.e2e.rewards_helpers import (
     create_reward,
     fund,
     names,
+    reasons,
     redeem,
     update_reward,
 )
@@ -74,3 +75,29 @@ async def test_eligible_only_follows_time_stock_tiers_edits_and_limits(
     check(await update_reward(gql, sticker, pointsCost=5000))
     assert await eligible(gql, m.token) == (["Soon", "Mug", "Lounge"], 3)
     await assert_ledger_consistent(m.key)
+
+
+async def test_a_limit_set_on_a_reward_already_taken_counts_the_units_taken_before(
+        gql: GraphQLClient, clock: Clock) -> None:
+    # given a member with 100 points that takes two Stickers (no limit): 80 points left;
+    # its units held are read for Once's limit (and kept while its ledger stays the same)
+    m = await new_member(gql, "later@example.com")
+    await fund(gql, m, 100)
+    sticker = await create_reward(gql, "Sticker", 10)
+    await create_reward(gql, "Once", 60, perMemberLimit=1)
+    check(await redeem(gql, sticker["id"], "sticker-1", m.token))
+    check(await redeem(gql, sticker["id"], "sticker-2", m.token))
+    assert await eligible(gql, m.token) == (["Sticker", "Once"], 2)
+    assert reasons(await catalogue(gql, m.token)) == {"Sticker": None, "Once": None}
+
+    # when ADMIN limits the Sticker to 2 per member: the 2 taken before count at once,
+    # on the shelf and in each reward's eligibility (the member's ledger did not move)
+    check(await update_reward(gql, sticker["id"], perMemberLimit=2))
+    assert await eligible(gql, m.token) == (["Once"], 1)
+    assert reasons(await catalogue(gql, m.token)) == {"Sticker": "LIMIT_REACHED",
+                                                      "Once": None}
+
+    # when ADMIN raises the limit to 3: the Sticker is back
+    check(await update_reward(gql, sticker["id"], perMemberLimit=3))
+    assert await eligible(gql, m.token) == (["Sticker", "Once"], 2)
+    assert reasons(await catalogue(gql, m.token)) == {"Sticker": None, "Once": None}
