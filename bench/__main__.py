@@ -30,10 +30,18 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from bench import bare, load, report
 from bench.seed import Shape
-from bench.server import ROOT, Server, app_server, floor_server, free_port
+from bench.server import (
+    ROOT,
+    Server,
+    app_server,
+    floor_server,
+    free_port,
+    services_cpu_seconds,
+)
 from bench.workloads import BUDGET, build, member_tokens, role_token
 
 DATA = ROOT / "bench" / ".data"
@@ -120,6 +128,10 @@ async def _pg(sql: str) -> Any:
         await conn.close()
 
 
+def _is_local(url: str) -> bool:
+    return urlsplit(url).hostname in ("127.0.0.1", "localhost", "::1", None)
+
+
 def postgres_available() -> bool:
     async def check() -> bool:
         try:
@@ -161,22 +173,31 @@ def postgres_dataset(shape: Shape) -> tuple[str, dict[str, Any]]:
 
 def measure(server: Server, w: load.Workload, seconds: float, warmup: float, client: str,
             connections: int = 16, floor: Server | None = None,
-            floor_workload: load.Workload | None = None) -> dict[str, Any]:
+            floor_workload: load.Workload | None = None, services: bool = False
+            ) -> dict[str, Any]:
     """One workload's figures; with `floor`, the floor is measured right after it (the
-    machine may be shared: a floor taken minutes apart would not be comparable)."""
+    machine may be shared: a floor taken minutes apart would not be comparable); with
+    `services`, also the CPU the local PostgreSQL and Redis spent per request."""
     if warmup > 0:
         load.run(w, server.url, warmup, connections, client=client)
     server.reset_peak()
-    cpu = server.cpu_seconds()
+    cpu, before = server.cpu_seconds(), services_cpu_seconds() if services else {}
     result = load.run(w, server.url, seconds, connections, client=client)
     cpu = server.cpu_seconds() - cpu
     out = asdict(result)
     out["peak_mb"] = round(server.peak_mb(), 1)
-    out["cpu_ms_per_request"] = round(1000 * cpu / result.requests, 3) if result.requests else 0
+    per = 1000 / result.requests if result.requests else 0.0
+    out["cpu_ms_per_request"] = round(cpu * per, 3)
+    spent = ""
+    if services:
+        after = services_cpu_seconds()
+        out["services_cpu_ms_per_request"] = {
+            k: round((after[k] - before[k]) * per, 3) for k in after}
+        spent = "".join(f" + {k} {v:.2f}" for k, v in out["services_cpu_ms_per_request"].items())
     flag = f"  FAILURES {result.failures}: {result.sample[:200]}" if result.failures else ""
     log(f"  {w.name:<15} {result.rps:8.0f} req/s  p50 {result.p50_ms:6.1f} ms  "
         f"p99 {result.p99_ms:6.1f} ms  peak {out['peak_mb']:5.0f} MB  "
-        f"cpu {out['cpu_ms_per_request']:.2f} ms/req{flag}")
+        f"cpu {out['cpu_ms_per_request']:.2f}{spent} ms/req{flag}")
     if floor is not None and floor_workload is not None:  # same machine load, right after
         out["floor"] = measure(floor, floor_workload, seconds, warmup, client, connections)
     return out
@@ -359,10 +380,13 @@ def main(argv: list[str] | None = None) -> int:
         prefix = f"lgbench-{os.getpid()}"
         srv = app_server(url, REDIS_URL, 2, free_port(), logs / "postgres.log",
                          {"REDIS_PREFIX": prefix, "DB_POOL_MAX": "10"}).start()
+        # the services' own CPU, when they run on this machine (what explains the line
+        # PostgreSQL is held to: the report's CPU bound)
+        local = all(_is_local(u) for u in (PG_ADMIN_URL, REDIS_URL))
         try:
             for name in names:
                 results["postgres"][name] = measure(srv, pworkloads[name], seconds, warmup,
-                                                    client, args.connections)
+                                                    client, args.connections, services=local)
             if only is None or "fanout" in only:
                 results["postgres"]["fanout"] = fanout(srv, pinfo, 1000, 3 if quick else 5)
         finally:

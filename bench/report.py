@@ -126,9 +126,29 @@ def render(results: dict[str, Any], budget: dict[str, Budget]) -> tuple[str, boo
             ok = ok and good
             lines.append(f"  recordPurchase on PostgreSQL {pq['rps']:.0f} req/s vs SQLite "
                          f"{sq['rps']:.0f} req/s (at least matches): {_verdict(good)}")
+            lines += cpu_bound(pq, sq, results["machine"]["cpus"])
     m = results["machine"]
     lines.append("")
     lines.append(f"Machine: {m['cpus']} cores, Python {m['python']}, load average before "
                  f"{m['load_before'][0]:.2f}, after {m.get('load_after', [0])[0]:.2f}")
     lines.append(f"Budget: {'PASS' if ok else 'FAIL'}")
     return "\n".join(lines), ok
+
+
+def cpu_bound(pg: dict[str, Any], sqlite: dict[str, Any], cores: int) -> list[str]:
+    """What the machine's cores allow a stack that spends this CPU per purchase: the
+    profile behind the PostgreSQL line (the services' CPU is there only when they run on
+    this machine). Every process of the stack shares the cores, as does the load client."""
+    services = pg.get("services_cpu_ms_per_request")
+    if not services:
+        return []
+    parts = [("the two workers", pg["cpu_ms_per_request"]),
+             *((name, ms) for name, ms in services.items())]
+    total = sum(ms for _, ms in parts)
+    return [
+        "    CPU per purchase: " + " + ".join(f"{name} {ms:.2f}" for name, ms in parts)
+        + f" = {total:.2f} ms, against {sqlite['cpu_ms_per_request']:.2f} ms for SQLite's "
+        "one process (its statements included)",
+        f"    {cores} cores at {total:.2f} ms a purchase: at most {1000 * cores / total:.0f} "
+        "req/s for the whole stack, the load client's share not counted",
+    ]

@@ -82,15 +82,7 @@ class Server:
 
     def cpu_seconds(self) -> float:
         """User + system CPU time so far of the serving processes (all their threads)."""
-        ticks = os.sysconf("SC_CLK_TCK")
-        total = 0.0
-        for pid in self.serving_pids():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-                total += (int(fields[11]) + int(fields[12])) / ticks
-            except (OSError, IndexError, ValueError):
-                pass
-        return total
+        return sum(_cpu_seconds(pid) for pid in self.serving_pids())
 
     def rss_mb(self) -> float:
         return sum(_status_kb(pid, "VmRSS") for pid in self.serving_pids()) / 1024
@@ -106,6 +98,38 @@ class Server:
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(5)
+
+
+#: The local services' processes, by the name the kernel gives them (/proc/PID/comm).
+SERVICES = {"postgres": ("postgres",), "redis": ("redis-server",)}
+
+
+def services_cpu_seconds() -> dict[str, float]:
+    """User + system CPU time so far of this machine's PostgreSQL and Redis processes (a
+    server's backends and helpers all count), by service. The difference over a workload
+    is what the services spent on it, when they run here and nothing else uses them; a
+    process that ends within the window (a backend of a connection closed then) takes
+    its time with it, so the figure can only be low."""
+    totals = dict.fromkeys(SERVICES, 0.0)
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            comm = (entry / "comm").read_text().strip()
+        except OSError:
+            continue
+        for service, names in SERVICES.items():
+            if comm.startswith(names):
+                totals[service] += _cpu_seconds(int(entry.name))
+    return totals
+
+
+def _cpu_seconds(pid: int) -> float:
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return 0.0
 
 
 def _children(pid: int) -> list[int]:
