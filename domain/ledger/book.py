@@ -279,12 +279,14 @@ class Book:
 
     async def settle(self, spending: bool = False) -> None:
         """Mature pending lots whose time has come, then expire lots past their expiry (one
-        read for both; `spending`: and every live lot, for the debits to come)."""
+        read for both, through the member's partial indexes of pending and live lots: its
+        cost follows the lots due, not the member's history (`LotRow`); `spending`: and
+        every live lot, for the debits to come)."""
         live = " OR remaining > 0" if spending else ""
         lots = [LotState.of(r) for r in await sql.rows(
             f"SELECT {_LOT_COLUMNS} FROM lot WHERE member_id = $1 "  # noqa: S608
-            "AND ((matured = $2 AND available_at <= $3) OR (remaining > 0 AND expires_at <= $3)"
-            f"{live}) ORDER BY id{_for_update()}", self.member_id, False, self.now)]
+            "AND ((NOT matured AND available_at <= $2) OR (remaining > 0 AND expires_at <= $2)"
+            f"{live}) ORDER BY id{_for_update()}", self.member_id, self.now)]
         due = [lot for lot in lots if not lot.matured and lot.available_at <= self.now]
         if due:
             marks = ", ".join(f"${i + 2}" for i in range(len(due)))

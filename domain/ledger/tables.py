@@ -69,7 +69,14 @@ class LedgerEntryRow(Model):
 
 
 class LotRow(Model):
-    # What is left of one credit. Debits draw from lots soonest-expiring first.
+    """What is left of one credit. Debits draw from lots soonest-expiring first.
+
+    Besides the indexes below, two partial indexes made by migration 0010 (Tortoise's
+    model indexes cannot say `WHERE remaining > 0`): `lot_live_by_expiry` (member_id,
+    expires_at) of the lots with points left, and `lot_pending_by_date` (member_id,
+    available_at) of the lots not yet matured. `Book.settle` finds a member's due lots
+    through them, whatever the length of its history; its statement says `NOT matured`
+    and `remaining > 0` in those words, as the indexes do, for SQLite to use them."""
 
     id = fields.BigIntField(primary_key=True)
     member: fields.ForeignKeyRelation[Model] = fields.ForeignKeyField(
@@ -91,7 +98,8 @@ class LotRow(Model):
 
     class Meta:
         table = "lot"
-        indexes = (("member_id", "remaining"), ("matured", "available_at"), ("expires_at",))
+        # (the jobs' across members; a member's own: the partial indexes above)
+        indexes = (("matured", "available_at"), ("expires_at",))
         constraints = (
             CheckConstraint(check="remaining >= 0", name="lot_remaining_nonneg"),
             CheckConstraint(check="remaining <= points", name="lot_remaining_le_points"),
