@@ -47,6 +47,8 @@ _BALANCE_COLUMNS = ("id, member_id, available, pending, lifetime_earned, lifetim
 _BALANCE_OF_B = ", ".join(f"b.{c.strip()}" for c in _BALANCE_COLUMNS.split(","))
 _MEMBER_OF_M = ", ".join(f"m.{c}" for c in MEMBER_COLUMNS if c != "id")
 _LOT_COLUMNS = "id, remaining, available_at, expires_at, matured, purchase_id"
+#: How many lots a debit reads at a time (`Book._spendable_lots`): most draw from one or two.
+SPEND_BATCH = 16
 # (The statements built with f-strings below put only these constants, placeholders and
 # FOR UPDATE into the text: every value goes in as a parameter.)
 
@@ -125,9 +127,6 @@ class Book:
     tier_changes: list[Any] = field(default_factory=list)
     #: other events of this write, recorded in the same outbox INSERT as the book's own
     events: list[Event] = field(default_factory=list)
-    #: a book opened for spending: the member's live lots, read (and locked) with the ones
-    #: settling needs, so that a debit does not read them again; None once a credit added one
-    live: list[LotState] | None = None
 
     @property
     def changed(self) -> bool:
@@ -176,7 +175,6 @@ class Book:
             "expiry_notified, entry_id, member_id) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             points, points, entry.available_at, entry.expires_at, matured, purchase_id, False,
             entry.id, self.member_id)
-        self.live = None  # the new lot is not among them
         if matured:
             self.row.available += points
         else:
@@ -196,7 +194,7 @@ class Book:
         Not enough points: INSUFFICIENT_POINTS, unless `partial` (refund clawbacks), which
         takes what there is, the purchase's own lots first, pending ones included.
         """
-        lots = await self._spendable_lots(include_pending=partial)
+        lots = await self._spendable_lots(points, include_pending=partial)
         by_id = {lot.id: lot for lot in lots}
         views = [LotView(lot.id, lot.remaining, lot.expires_at, lot.matured, lot.id)
                  for lot in lots]
@@ -267,26 +265,52 @@ class Book:
         await sql.run(f"INSERT INTO allocation (points, entry_id, lot_id) VALUES {values}",  # noqa: S608
                       *params)
 
-    async def _spendable_lots(self, include_pending: bool) -> list[LotState]:
-        if self.live is not None:
-            return [lot for lot in self.live
-                    if lot.remaining > 0 and (include_pending or lot.matured)]
-        pending = "" if include_pending else " AND matured = $2"
-        params: tuple[Any, ...] = (self.member_id,) if include_pending else (self.member_id, True)
-        return [LotState.of(r) for r in await sql.rows(
-            f"SELECT {_LOT_COLUMNS} FROM lot WHERE member_id = $1 AND remaining > 0{pending} "  # noqa: S608
-            f"ORDER BY id{_for_update()}", *params)]
+    async def _spendable_lots(self, points: int, include_pending: bool) -> list[LotState]:
+        """The lots a debit of `points` may draw from, locked. With `include_pending`
+        (clawbacks, which also prefer a purchase's own lots): every live lot. Else the
+        matured ones in allocation order (`allocation_order`: soonest-expiring first,
+        oldest first among equals, the never-expiring last), read a batch at a time
+        until they hold `points` or none are left: a debit reads the lots it draws from
+        and a few more, in the order of the partial index `lot_live_by_expiry`, however
+        many lots the member has (`LotRow`)."""
+        if include_pending:
+            return [LotState.of(r) for r in await sql.rows(
+                f"SELECT {_LOT_COLUMNS} FROM lot WHERE member_id = $1 AND remaining > 0 "  # noqa: S608
+                f"ORDER BY id{_for_update()}", self.member_id)]
+        lots: list[LotState] = []
+        held = 0
+        for expiring in (True, False):
+            while held < points:
+                last = lots[-1] if lots and (lots[-1].expires_at is not None) is expiring \
+                    else None
+                if expiring:
+                    after = ("" if last is None else
+                             " AND (expires_at > $2 OR (expires_at = $2 AND id > $3))")
+                    order = "expires_at IS NOT NULL" + after + " ORDER BY expires_at, id"
+                    params: tuple[Any, ...] = (() if last is None
+                                               else (last.expires_at, last.id))
+                else:
+                    after = "" if last is None else " AND id > $2"
+                    order = "expires_at IS NULL" + after + " ORDER BY id"
+                    params = () if last is None else (last.id,)
+                batch = [LotState.of(r) for r in await sql.rows(
+                    f"SELECT {_LOT_COLUMNS} FROM lot WHERE member_id = $1 "  # noqa: S608
+                    f"AND remaining > 0 AND matured AND {order} "
+                    f"LIMIT {SPEND_BATCH}{_for_update()}", self.member_id, *params)]
+                lots += batch
+                held += sum(lot.remaining for lot in batch)
+                if len(batch) < SPEND_BATCH:
+                    break  # none of this kind left
+        return lots
 
-    async def settle(self, spending: bool = False) -> None:
+    async def settle(self) -> None:
         """Mature pending lots whose time has come, then expire lots past their expiry (one
         read for both, through the member's partial indexes of pending and live lots: its
-        cost follows the lots due, not the member's history (`LotRow`); `spending`: and
-        every live lot, for the debits to come)."""
-        live = " OR remaining > 0" if spending else ""
+        cost follows the lots due, not the member's history (`LotRow`))."""
         lots = [LotState.of(r) for r in await sql.rows(
             f"SELECT {_LOT_COLUMNS} FROM lot WHERE member_id = $1 "  # noqa: S608
             "AND ((NOT matured AND available_at <= $2) OR (remaining > 0 AND expires_at <= $2)"
-            f"{live}) ORDER BY id{_for_update()}", self.member_id, self.now)]
+            f") ORDER BY id{_for_update()}", self.member_id, self.now)]
         due = [lot for lot in lots if not lot.matured and lot.available_at <= self.now]
         if due:
             marks = ", ".join(f"${i + 2}" for i in range(len(due)))
@@ -305,8 +329,6 @@ class Book:
                 await self._draw(entry, [(lot, points)])
                 self.row.expired += points
                 self.expired_points += points
-        if spending:
-            self.live = [lot for lot in lots if lot.remaining > 0]
 
     async def save(self) -> None:
         if self.changed:
@@ -346,11 +368,10 @@ async def lock_balance(member_id: int, *, with_member: bool = False,
                          f"WHERE b.member_id = $1{lock}", member_id)
 
 
-async def open_book(member_id: int, now: datetime | None = None, *, spending: bool = False,
+async def open_book(member_id: int, now: datetime | None = None, *,
                     locked: dict[str, Any] | None = None) -> Book:
-    """Lock and settle one member's ledger; call inside a transaction. `spending`: the book
-    will debit (its live lots are read with the due ones); `locked`: the balance row, when
-    the caller has locked it already (`lock_balance`)."""
+    """Lock and settle one member's ledger; call inside a transaction. `locked`: the
+    balance row, when the caller has locked it already (`lock_balance`)."""
     found = locked if locked is not None else await lock_balance(member_id)
     if found is None:  # a concurrent first write loses on the unique member_id, and retries
         created = await sql.one(
@@ -363,5 +384,5 @@ async def open_book(member_id: int, now: datetime | None = None, *, spending: bo
     else:
         row = BalanceState.of(found)
     book = Book(member_id=member_id, row=row, now=now or clock.utcnow())
-    await book.settle(spending)
+    await book.settle()
     return book

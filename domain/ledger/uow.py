@@ -79,8 +79,8 @@ async def active_member(member_id: int, field: str = "memberId") -> ActiveMember
     return _active(member_id, found, field)
 
 
-async def open_active_book(member_id: int, now: datetime, *, spending: bool = False,
-                           whole_member: bool = False) -> tuple[ActiveMember, Book]:
+async def open_active_book(member_id: int, now: datetime, *, whole_member: bool = False
+                           ) -> tuple[ActiveMember, Book]:
     """`active_member`, then `open_book`: the member is read with its balance row (one
     statement), unless it has none yet; `whole_member`: all of it (`ActiveMember.row`)."""
     locked = await lock_balance(member_id, with_member=True, whole_member=whole_member)
@@ -90,7 +90,7 @@ async def open_active_book(member_id: int, now: datetime, *, spending: bool = Fa
         member = _active(member_id, locked, "memberId")
         if whole_member:
             member.row = member_of({**locked, "id": member_id})
-    return member, await open_book(member_id, now, spending=spending, locked=locked)
+    return member, await open_book(member_id, now, locked=locked)
 
 
 def _active(member_id: int, found: dict[str, Any], field: str) -> ActiveMember:

@@ -197,7 +197,7 @@ async def redeem_reward(reward_id: int, member_id: int, idem: Idempotency,
         stored = await claim(idem)
         if stored is not None:
             return {**stored, "replayed": True}, []
-        member, book = await open_active_book(member_id, now, spending=True)
+        member, book = await open_active_book(member_id, now)
         reward = await _reward_for_update(reward_id)
         if reward is None:
             raise DomainError(ErrorCode.NOT_FOUND, "No such reward.", ["rewardId"])

@@ -367,6 +367,42 @@ async def test_spending_draws_the_soonest_expiring_lot_first(
     await consistent(m, friend)
 
 
+async def test_a_debit_over_more_lots_than_one_read_takes_them_in_spend_order(
+        gql: GraphQLClient, clock: Clock) -> None:
+    # given 5 lots of 10 that never expire (the oldest ids), then 20 lots of 10 expiring in
+    # 10 to 29 days, bought in an order that is not their expiry's (a debit reads 16 lots at
+    # a time: Book._spendable_lots)
+    await set_program(gql, expiryDays=None)
+    m = await new_member(gql, "many-lots@example.com")
+    friend = await new_member(gql, "many-lots-friend@example.com")
+    now = clock.now
+    for n in range(5):
+        check(await purchase(gql, m, f"keep-{n}", "10.00"))
+    await set_program(gql, expiryDays=30)
+    for n, age in enumerate([7, 19, 1, 15, 12, 3, 20, 9, 17, 5, 14, 2, 11, 18, 6, 16, 8, 13, 4,
+                             10]):
+        check(await purchase(gql, m, f"lot-{n}", "10.00",
+                             occurredAt=iso(now - timedelta(days=age))))
+    assert (await balance(gql, m, days=29))["expiringSoon"] == 200
+
+    # when the member gives away 195: the 19 soonest-expiring lots and half the 20th
+    check(await transfer(gql, friend, 195, "many-1", token=m.token))
+    assert (await balance(gql, m, days=28))["expiringSoon"] == 0
+    assert (await balance(gql, m, days=29))["expiringSoon"] == 5
+    assert (await balance(gql, m))["available"] == 55
+
+    # when it gives away 30 more: the last 5 that expire, then 25 that never do
+    check(await transfer(gql, friend, 30, "many-2", token=m.token))
+    assert (await balance(gql, m, days=29)) == points(available=25, earned=250, spent=225,
+                                                      soon=0)
+
+    # when it asks for more than it has: refused, nothing drawn
+    refusal = await transfer(gql, friend, 26, "many-3", token=m.token)
+    assert refused(refusal) == [("INSUFFICIENT_POINTS", ["input", "points"])]
+    assert (await balance(gql, m))["available"] == 25
+    await consistent(m, friend)
+
+
 # --- refundPurchase -------------------------------------------------------------------------
 
 
