@@ -27,7 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -227,6 +227,34 @@ def fanout(server: Server, info: dict[str, Any], subscribers: int, rounds: int
     raise RuntimeError(f"fan-out client failed: {out.stdout[-500:]} {out.stderr[-1500:]}")
 
 
+def write_scale(server: Server, workloads: dict[str, load.Workload], info: dict[str, Any],
+                seconds: float, client: str) -> dict[str, Any]:
+    """The writes' latency, one connection, for the member with the longest history (its
+    10,000 entries, ~7,800 lots with points left) against members with a short one:
+    member 2 (10 entries) for purchases; for redemptions the benchmark's spenders (about
+    20 entries each), since one member's points would not pay for a whole probe."""
+    from schema.relay import global_id
+
+    heavy = info["heavy_member"]
+    purchase, redeem = workloads["recordPurchase"], workloads["redeemReward"]
+    pairs = {
+        "recordPurchase": (
+            replace(purchase, choices={**purchase.choices,
+                                       "MEMBER": [global_id("Member", info["light_member"])]}),
+            replace(purchase, choices={**purchase.choices,
+                                       "MEMBER": [global_id("Member", heavy)]})),
+        "redeemReward": (redeem, replace(redeem, tokens=member_tokens([heavy]))),
+    }
+    out: dict[str, Any] = {}
+    for name, (short, long) in pairs.items():
+        log(f"scale: {name}, one connection, a short history vs member {heavy}'s:")
+        ps, pl = probe(server, short, seconds, client), probe(server, long, seconds, client)
+        out[name] = {"short": ps, "long": pl}
+        log(f"  p50 {ps['p50_ms']:.2f} ms vs {pl['p50_ms']:.2f} ms: ratio "
+            f"{pl['p50_ms'] / ps['p50_ms']:.2f}")
+    return out
+
+
 def probe(server: Server, w: load.Workload, seconds: float, client: str) -> dict[str, Any]:
     """Latency with one connection: the request's own cost, without queueing."""
     load.run(w, server.url, 1, 1, client=client)
@@ -334,6 +362,8 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"  10 entries p50 {pl['p50_ms']:.2f} ms, {main_shape.heavy_entries} "
                     f"entries p50 {ph['p50_ms']:.2f} ms: ratio "
                     f"{ph['p50_ms'] / pl['p50_ms']:.2f}")
+                results["scale"]["writes"] = write_scale(cold, workloads, info, seconds / 2,
+                                                         client)
         finally:
             cold.stop()
     finally:

@@ -96,7 +96,7 @@ def render(results: dict[str, Any], budget: dict[str, Budget]) -> tuple[str, boo
     scale = results.get("scale", {})
     if scale:
         lines.append("")
-        lines.append("Scale (home screen, one connection, p50):")
+        lines.append("Scale (one connection, p50; the home screen unless named):")
         for key, label in (("entries", "ledger entries of the member"),
                            ("members", "members in the program")):
             pair = scale.get(key)
@@ -106,6 +106,14 @@ def render(results: dict[str, Any], budget: dict[str, Budget]) -> tuple[str, boo
                 lines.append(f"  {label}: {a_n} -> {a['p50_ms']:.2f} ms, {b_n} -> "
                              f"{b_['p50_ms']:.2f} ms; ratio {ratio:.2f} "
                              f"({'near 1' if ratio <= 1.5 else 'GROWS'})")
+        for name, pair in scale.get("writes", {}).items():
+            short, long = pair["short"], pair["long"]
+            ratio = long["p50_ms"] / short["p50_ms"] if short["p50_ms"] else float("nan")
+            who = ("member 2, 10 entries" if name == "recordPurchase"
+                   else "the spenders, ~20 entries")
+            lines.append(f"  {name}: {who} -> {short['p50_ms']:.2f} ms, member 1, 10,000 "
+                         f"entries -> {long['p50_ms']:.2f} ms; ratio {ratio:.2f} "
+                         f"({'near 1' if ratio <= 1.5 else 'GROWS'})")
 
     pg = results.get("postgres", {})
     if pg:
