@@ -123,6 +123,7 @@ class AllocationRow(Model):
 
     class Meta:
         table = "allocation"
+        indexes = (("entry_id",),)  # what a debit took, for giving it back
 
 
 class PurchaseRow(Model):
