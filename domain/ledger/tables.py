@@ -35,6 +35,7 @@ class BalanceRow(Model):
 
     class Meta:
         table = "balance"
+        indexes = (("qualifying_until",),)  # the ledger job's qualifying points due to drop
         constraints = (
             CheckConstraint(check="available >= 0", name="balance_available_nonneg"),
             CheckConstraint(check="pending >= 0", name="balance_pending_nonneg"),

@@ -47,6 +47,7 @@ class MemberRow(Model):
 
     class Meta:
         table = "member"
+        indexes = (("status", "tier_valid_until"),)  # the ledger job's lapsed tier holds
 
     def to_domain(self) -> Member:
         return member_of({column: getattr(self, column) for column in MEMBER_COLUMNS})
