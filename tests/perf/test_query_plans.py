@@ -10,6 +10,7 @@ import pytest
 
 from domain import sql
 from domain.ledger.jobs import run_ledger_jobs
+from domain.ledger.queries import expiring_soon
 from domain.rewards.queries import held_units
 from tests.e2e.ledger_helpers import check, new_member, purchase, transfer
 from tests.e2e.rewards_helpers import cancel, create_reward, fund, redeem
@@ -113,3 +114,14 @@ async def test_giving_back_a_debit_finds_its_allocations_by_an_index(gql: Any) -
     assert not any(step.startswith("SCAN") for step in plan), plan
     assert any(step.startswith("SEARCH allocation USING INDEX") and "(entry_id=?)" in step
                for step in plan), plan
+
+
+async def test_points_expiring_soon_are_read_from_the_members_live_lots_by_expiry(
+        gql: Any) -> None:
+    with count_statements() as counter:
+        assert await expiring_soon([1, 2], 30) == {1: 0, 2: 0}
+    [statement] = counter.statements
+    plan = _plan_of(await sql.rows(f"EXPLAIN QUERY PLAN {statement}",
+                                   "2030-01-01", "2030-02-01", 1, 2))
+    assert plan == ["SEARCH lot USING INDEX lot_live_by_expiry "
+                    "(member_id=? AND expires_at>? AND expires_at<?)"], plan
