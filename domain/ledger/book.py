@@ -279,29 +279,32 @@ class Book:
                 f"ORDER BY id{_for_update()}", self.member_id)]
         lots: list[LotState] = []
         held = 0
-        for expiring in (True, False):
+        for expiring in (True, False):  # the lots that expire, then those that never do
+            last: LotState | None = None
             while held < points:
-                last = lots[-1] if lots and (lots[-1].expires_at is not None) is expiring \
-                    else None
-                if expiring:
-                    after = ("" if last is None else
-                             " AND (expires_at > $2 OR (expires_at = $2 AND id > $3))")
-                    order = "expires_at IS NOT NULL" + after + " ORDER BY expires_at, id"
-                    params: tuple[Any, ...] = (() if last is None
-                                               else (last.expires_at, last.id))
-                else:
-                    after = "" if last is None else " AND id > $2"
-                    order = "expires_at IS NULL" + after + " ORDER BY id"
-                    params = () if last is None else (last.id,)
-                batch = [LotState.of(r) for r in await sql.rows(
-                    f"SELECT {_LOT_COLUMNS} FROM lot WHERE member_id = $1 "  # noqa: S608
-                    f"AND remaining > 0 AND matured AND {order} "
-                    f"LIMIT {SPEND_BATCH}{_for_update()}", self.member_id, *params)]
+                batch = await self._matured_lots(expiring, after=last)
                 lots += batch
                 held += sum(lot.remaining for lot in batch)
                 if len(batch) < SPEND_BATCH:
                     break  # none of this kind left
+                last = batch[-1]
         return lots
+
+    async def _matured_lots(self, expiring: bool, after: LotState | None) -> list[LotState]:
+        """The next `SPEND_BATCH` matured live lots that expire (by expiry, then id) or
+        that never do (by id), after `after` in that order, locked."""
+        if expiring:
+            condition, sort = "expires_at IS NOT NULL", "expires_at, id"
+            keyset = " AND (expires_at > $2 OR (expires_at = $2 AND id > $3))"
+            params: tuple[Any, ...] = () if after is None else (after.expires_at, after.id)
+        else:
+            condition, sort = "expires_at IS NULL", "id"
+            keyset = " AND id > $2"
+            params = () if after is None else (after.id,)
+        return [LotState.of(r) for r in await sql.rows(
+            f"SELECT {_LOT_COLUMNS} FROM lot WHERE member_id = $1 "  # noqa: S608
+            f"AND remaining > 0 AND matured AND {condition}{keyset if params else ''} "
+            f"ORDER BY {sort} LIMIT {SPEND_BATCH}{_for_update()}", self.member_id, *params)]
 
     async def settle(self) -> None:
         """Mature pending lots whose time has come, then expire lots past their expiry (one
